@@ -13,6 +13,7 @@ STANDIN_APP_ID, STANDIN_APP_SECRET, PORT.
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from functools import wraps
 from urllib.parse import unquote
@@ -1261,7 +1263,9 @@ def list_node_alarms(node):
     return ok(node_alarms(node_row(node)["name"]))
 
 
-BANNED_ACTIVE = ("NOT (json_type(until) IN ('integer', 'real') AND CAST(until AS REAL) < ?)")
+# A ban whose `until` (unix seconds) has passed is expired and no longer listed.
+BANNED_ACTIVE = ("(until IS NULL OR json_type(until) NOT IN ('integer', 'real')"
+                 " OR CAST(until AS REAL) >= ?)")
 
 
 @api("list_banned")
@@ -1316,6 +1320,662 @@ def get_plugin_configs(node, plugin):
                       " ORDER BY value IS NULL, position DESC", (node, plugin)).fetchall()
     return ok([{"key": r["key"], "value": r["value"] or "", "desc": r["desc"],
                 "required": r["value"] is not None} for r in rows])
+
+
+# ---------------------------------------------------------------------------
+# Validation of write parameters
+# ---------------------------------------------------------------------------
+
+
+def missing(*names):
+    return ApiError(MISSING_PARAM, f"missing mandatory params: {list(names)}")
+
+
+def string_param(name, required=True, default=None):
+    """A string parameter: 107 when required and absent, 108 when not a string."""
+    value = params().get(name)
+    if value is None:
+        if required:
+            raise missing(name)
+        return default
+    if not isinstance(value, str):
+        raise ApiError(BAD_PARAM, f"'{name}' must be a string")
+    return value
+
+
+def qos_param():
+    value = params().get("qos", 0)
+    if isinstance(value, str) and value.strip() in ("0", "1", "2"):
+        value = int(value)
+    if isinstance(value, bool) or value not in (0, 1, 2):
+        raise ApiError(BAD_PARAM, "'qos' must be 0, 1 or 2")
+    return value
+
+
+def bool_param(name, default=False):
+    value = params().get(name, default)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ApiError(BAD_PARAM, f"'{name}' must be true or false")
+    return value
+
+
+def topic_list(split=True):
+    """`topic` (else `topics`), comma-separated when `split`; 107 if neither is given."""
+    p = params()
+    name = "topic" if p.get("topic") is not None or "topics" not in p else "topics"
+    value = string_param(name)
+    return value.split(",") if split else [value]
+
+
+MAX_TOPIC_BYTES = 4096
+
+
+def valid_filter(topic):
+    """MQTT topic filter rules, `$share/<group>/` and `$queue/` understood."""
+    if not topic or len(topic.encode()) > MAX_TOPIC_BYTES or "\0" in topic:
+        return False
+    route, share = split_share(topic) if "/" in topic else (topic, None)
+    if share is not None and (not route or (share != "$queue" and (
+            not share or "+" in share or "#" in share))):
+        return False
+    levels = route.split("/")
+    for i, word in enumerate(levels):
+        if word == "#" and i != len(levels) - 1:
+            return False
+        if word not in ("#", "+") and ("#" in word or "+" in word):
+            return False
+    return True
+
+
+def valid_name(topic):
+    return (bool(topic) and len(topic.encode()) <= MAX_TOPIC_BYTES and "\0" not in topic
+            and "+" not in topic and "#" not in topic)
+
+
+def topic_matches(topic_filter, name):
+    """Does a (share-free) filter match a topic name? `$` topics escape leading wildcards."""
+    f_levels, n_levels = topic_filter.split("/"), name.split("/")
+    if name.startswith("$") and f_levels[0] in ("+", "#"):
+        return False
+    for i, word in enumerate(f_levels):
+        if word == "#":
+            return True
+        if i >= len(n_levels) or (word != "+" and word != n_levels[i]):
+            return False
+    return len(f_levels) == len(n_levels)
+
+
+# ---------------------------------------------------------------------------
+# Broker rules: metrics, routing, delivery
+# ---------------------------------------------------------------------------
+
+_PACKET_TOTALS = {**dict.fromkeys(RECEIVED_PACKETS, "packets/received"),
+                  **dict.fromkeys(SENT_PACKETS, "packets/sent")}
+
+
+def bump(db, counts):
+    """Add {(node, metric): n} to the metrics; packet counters roll up into packets/*."""
+    rows = []
+    for (node, key), n in counts.items():
+        rows.append((n, node, key))
+        if key in _PACKET_TOTALS:
+            rows.append((n, node, _PACKET_TOTALS[key]))
+    db.executemany("UPDATE metrics SET value = value + ? WHERE node = ? AND key = ?", rows)
+
+
+def publish_size(topic, payload, qos):
+    """Bytes of an MQTT PUBLISH packet: fixed header, topic, packet id, payload."""
+    remaining = 2 + len(topic.encode()) + (2 if qos else 0) + len(payload)
+    length_bytes = 1 + (remaining >= 128) + (remaining >= 16384) + (remaining >= 2097152)
+    return 1 + length_bytes + remaining
+
+
+def _route_exists(db, topic):
+    return db.execute("SELECT 1 FROM routes WHERE topic = ? LIMIT 1", (topic,)).fetchone()
+
+
+def _prefix_exists(db, prefix):
+    # Every filter starting with `prefix/`: a range scan on the routes' topic index.
+    return db.execute("SELECT 1 FROM routes WHERE topic > ? AND topic < ? LIMIT 1",
+                      (prefix + "/", prefix + "0")).fetchone()
+
+
+def matching_filters(db, name):
+    """The route filters that match a topic name, found by walking the levels.
+
+    Like the broker's trie: each level extends only the prefixes that some filter has,
+    so the cost follows the topic's depth and the filters that share its prefix,
+    not the number of subscriptions.
+    """
+    levels = name.split("/")
+    dollar = name.startswith("$")
+    found = set()
+    frontier = [None]
+    for i, word in enumerate(levels):
+        last = i == len(levels) - 1
+        nxt = []
+        for prefix in frontier:
+            wild_ok = not (i == 0 and dollar)
+            if wild_ok:
+                hash_filter = "#" if prefix is None else f"{prefix}/#"
+                if _route_exists(db, hash_filter):
+                    found.add(hash_filter)
+            for w in (word, "+") if wild_ok else (word,):
+                candidate = w if prefix is None else f"{prefix}/{w}"
+                if last:
+                    if _route_exists(db, candidate):
+                        found.add(candidate)
+                    if _route_exists(db, candidate + "/#"):
+                        found.add(candidate + "/#")
+                elif _prefix_exists(db, candidate):
+                    nxt.append(candidate)
+        frontier = nxt
+    return found
+
+
+def plugin_active(db, node, plugin):
+    row = db.execute("SELECT active FROM plugins WHERE node = ? AND name = ?",
+                     (node, plugin)).fetchone()
+    return bool(row and row["active"])
+
+
+def deliver(db, subscribers, topic, payload, qos, counts):
+    """Hand one message to each subscriber row; returns how many received or queued it.
+
+    Online sessions get it sent (and acknowledged, as a well-behaved device would);
+    offline persistent sessions queue it up to max_mqueue, dropping beyond.
+    """
+    delivered, queued, dropped = [], [], []
+    for sub in subscribers:
+        eff = min(qos, sub["qos"])
+        node = sub["node"]
+        if sub["online"]:
+            delivered.append((sub["client_id"],))
+            size = publish_size(topic, payload, eff)
+            counts[(node, "messages/sent")] += 1
+            counts[(node, f"messages/qos{eff}/sent")] += 1
+            counts[(node, "packets/publish/sent")] += 1
+            counts[(node, "bytes/sent")] += size
+            if eff == 1:
+                counts[(node, "packets/puback/received")] += 1
+                counts[(node, "bytes/received")] += 4
+            elif eff == 2:
+                for key in ("packets/pubrec/received", "packets/pubcomp/received"):
+                    counts[(node, key)] += 1
+                counts[(node, "packets/pubrel/sent")] += 1
+                counts[(node, "bytes/received")] += 8
+                counts[(node, "bytes/sent")] += 4
+        elif sub["mqueue_len"] < sub["max_mqueue"] or sub["max_mqueue"] == 0:
+            queued.append((sub["client_id"],))
+        else:
+            dropped.append((sub["client_id"],))
+    db.executemany("UPDATE sessions SET deliver_msg = deliver_msg + 1 WHERE client_id = ?",
+                   delivered)
+    db.executemany("UPDATE sessions SET enqueue_msg = enqueue_msg + 1,"
+                   " mqueue_len = mqueue_len + 1 WHERE client_id = ?", queued)
+    db.executemany("UPDATE sessions SET enqueue_msg = enqueue_msg + 1,"
+                   " mqueue_dropped = mqueue_dropped + 1 WHERE client_id = ?", dropped)
+    return len(delivered) + len(queued)
+
+
+SUBSCRIBER_SQL = (
+    "SELECT s.id, s.client_id, s.node, s.qos, s.share, s.route_topic,"
+    " c.id IS NOT NULL AS online, ss.deliver_msg, ss.mqueue_len, ss.max_mqueue"
+    " FROM subscriptions s JOIN sessions ss ON ss.client_id = s.client_id"
+    " LEFT JOIN connections c ON c.client_id = s.client_id")
+
+
+def route_message(db, topic, payload, qos, origin, counts):
+    """Deliver a published message to every matching subscription, one per shared group."""
+    filters = sorted(matching_filters(db, topic))
+    if not filters:
+        return 0
+    running = set(running_nodes())
+    rows = [r for r in db.execute(
+        f"{SUBSCRIBER_SQL} WHERE s.route_topic IN ({','.join('?' * len(filters))})"
+        " ORDER BY s.id", filters) if r["node"] in running]
+    plain = [r for r in rows if r["share"] is None]
+    groups = {}
+    for r in rows:
+        if r["share"] is not None:
+            groups.setdefault((r["share"], r["route_topic"]), []).append(r)
+    for members in groups.values():
+        # One member per group: an online one if any, the least loaded, then the oldest.
+        plain.append(min(members, key=lambda r: (not r["online"], r["deliver_msg"], r["id"])))
+    for node in {r["node"] for r in plain} - {origin}:
+        counts[(origin, "messages/forward")] += 1
+    return deliver(db, plain, topic, payload, qos, counts)
+
+
+def publish(db, topic, payload, qos, retain, origin):
+    """What the broker does with one message arriving at `origin`: count, retain, route."""
+    counts = Counter()
+    counts[(origin, "messages/received")] += 1
+    counts[(origin, f"messages/qos{qos}/received")] += 1
+    if retain and plugin_active(db, origin, "emqx_retainer"):
+        if payload:
+            db.execute("INSERT INTO retained (topic, payload, qos, created_at)"
+                       " VALUES (?, ?, ?, ?) ON CONFLICT (topic) DO UPDATE SET"
+                       " payload = excluded.payload, qos = excluded.qos,"
+                       " created_at = excluded.created_at",
+                       (topic, payload, qos, int(time.time())))
+        else:
+            db.execute("DELETE FROM retained WHERE topic = ?", (topic,))
+    if not route_message(db, topic, payload, qos, origin, counts):
+        counts[(origin, "messages/dropped")] += 1
+    bump(db, counts)
+
+
+def subscribe(db, session, topic, qos):
+    """Add or update one subscription; a new one receives the matching retained messages."""
+    route, share = split_share(topic)
+    cur = db.execute("UPDATE subscriptions SET qos = ? WHERE client_id = ? AND topic = ?",
+                     (qos, session["client_id"], topic))
+    if cur.rowcount:
+        return
+    db.execute("INSERT INTO subscriptions (client_id, node, topic, qos, route_topic, share)"
+               " VALUES (?, ?, ?, ?, ?, ?)",
+               (session["client_id"], session["node"], topic, qos, route, share))
+    if share is not None or not plugin_active(db, session["node"], "emqx_retainer"):
+        return
+    retained = [r for r in db.execute("SELECT topic, payload, qos FROM retained ORDER BY topic")
+                if topic_matches(route, r["topic"])]
+    if retained:
+        counts = Counter()
+        online = db.execute("SELECT 1 FROM connections WHERE client_id = ?",
+                            (session["client_id"],)).fetchone() is not None
+        for r in retained:
+            sub = db.execute(f"{SUBSCRIBER_SQL} WHERE s.client_id = ? AND s.topic = ?",
+                             (session["client_id"], topic)).fetchone()
+            sub = dict(sub, online=online)
+            deliver(db, [sub], r["topic"], r["payload"], r["qos"], counts)
+        bump(db, counts)
+
+
+def session_for(db, client_id):
+    """The client's session on a running node, or 112 session_not_found."""
+    where, args = node_filter()
+    row = db.execute(f"SELECT client_id, node FROM sessions WHERE client_id = ? AND {where}",
+                     (client_id, *args)).fetchone()
+    if row is None:
+        raise ApiError(CLIENT_NOT_FOUND, "session_not_found")
+    return row
+
+
+def disconnect(db, client_id, reason):
+    """Close a client's connection; a clean session goes with it. False if not connected."""
+    where, args = node_filter()
+    conn = db.execute(f"SELECT id, node, listener_id, clean_start FROM connections"
+                      f" WHERE client_id = ? AND {where}", (client_id, *args)).fetchone()
+    if conn is None:
+        return False
+    db.execute("DELETE FROM connections WHERE id = ?", (conn["id"],))
+    if conn["clean_start"]:
+        db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+    path = f'$."{reason}"'
+    db.execute("UPDATE listeners SET shutdown_count = json_set(shutdown_count, ?,"
+               " coalesce(json_extract(shutdown_count, ?), 0) + 1) WHERE id = ?",
+               (path, path, conn["listener_id"]))
+    return conn
+
+
+# ---------------------------------------------------------------------------
+# Routes: connections and pub/sub (writes)
+# ---------------------------------------------------------------------------
+
+
+@api("kickout_connection")
+def kickout_connection(clientid):
+    """Kick out a connection."""
+    with transaction() as db:
+        conn = disconnect(db, clientid, "kicked")
+        if not conn:
+            raise ApiError(CLIENT_NOT_FOUND, "not_found")  # 3.0.1 answers HTTP 500 here
+        bump(db, {(conn["node"], "packets/disconnect/sent"): 1})
+    return ok()
+
+
+@api("clean_acl_cache")
+def clean_acl_cache(clientid, topic):
+    """Clean ACL cache of a connection."""
+    where, args = node_filter()
+    if get_db().execute(f"SELECT 1 FROM connections WHERE client_id = ? AND {where}",
+                        (clientid, *args)).fetchone() is None:
+        raise ApiError(CLIENT_NOT_FOUND, "not_found")
+    return ok()
+
+
+@api("mqtt_publish")
+def mqtt_publish():
+    """Publish a MQTT message."""
+    topics = topic_list()
+    payload = string_param("payload", required=False, default="").encode()
+    qos = qos_param()
+    retain = bool_param("retain")
+    client_id = string_param("client_id", required=False)
+    if any(not t or len(t.encode()) > MAX_TOPIC_BYTES or "\0" in t for t in topics):
+        raise ApiError(BAD_TOPIC, "bad_topic")
+    names = [t for t in topics if valid_name(t)]  # names with wildcards are dropped
+    if not names:
+        raise ApiError(BAD_TOPIC, "bad_topic")
+    with transaction() as db:
+        origin = running_nodes()[0]
+        if client_id:
+            row = db.execute("SELECT node FROM connections WHERE client_id = ?",
+                             (client_id,)).fetchone()
+            if row is not None and row["node"] in running_nodes():
+                origin = row["node"]
+        for name in names:
+            publish(db, name, payload, qos, retain, origin)
+    return ok()
+
+
+@api("mqtt_subscribe")
+def mqtt_subscribe():
+    """Subscribe a topic."""
+    client_id = string_param("client_id")
+    topics = topic_list()
+    qos = qos_param()
+    if not all(valid_filter(t) for t in topics):
+        raise ApiError(BAD_TOPIC, "bad_topic")
+    with transaction() as db:
+        session = session_for(db, client_id)
+        for topic in dict.fromkeys(topics):
+            subscribe(db, session, topic, qos)
+    return ok()
+
+
+@api("mqtt_unsubscribe")
+def mqtt_unsubscribe():
+    """Unsubscribe a topic."""
+    client_id = string_param("client_id")
+    (topic,) = topic_list(split=False)  # 3.0 does not split unsubscribe topics on commas
+    if not valid_filter(topic):
+        raise ApiError(BAD_TOPIC, "bad_topic")
+    with transaction() as db:
+        session = session_for(db, client_id)
+        db.execute("DELETE FROM subscriptions WHERE client_id = ? AND topic = ?",
+                   (session["client_id"], topic))
+    return ok()
+
+
+# ---------------------------------------------------------------------------
+# Routes: plugins, bans, apps, users, configs (writes)
+# ---------------------------------------------------------------------------
+
+
+def _set_plugin(node, plugin, active):
+    with transaction() as db:
+        node = node_row(node)["name"]
+        row = db.execute("SELECT active FROM plugins WHERE node = ? AND name = ?",
+                         (node, plugin)).fetchone()
+        if row is None:
+            raise ApiError(UNKNOWN_ERROR, "not_found")
+        if bool(row["active"]) == active:
+            raise ApiError(UNKNOWN_ERROR, "already_started" if active else "not_started")
+        db.execute("UPDATE plugins SET active = ? WHERE node = ? AND name = ?",
+                   (int(active), node, plugin))
+    return ok()
+
+
+@api("load_plugin")
+def load_plugin(node, plugin):
+    """Load a plugin."""
+    return _set_plugin(node, plugin, True)
+
+
+@api("unload_plugin")
+def unload_plugin(node, plugin):
+    """Unload a plugin."""
+    return _set_plugin(node, plugin, False)
+
+
+BANNED_KINDS = ("client_id", "username", "ip_address")
+BAD_AS = "value of 'as' must be one of: ['client_id', 'username', 'ip_address']"
+
+
+def _banned_key(who, kind):
+    """Validate `as`, and put IP addresses in dotted form."""
+    if kind not in BANNED_KINDS:
+        raise ApiError(BAD_PARAM, BAD_AS)
+    if not isinstance(who, str) or not who:
+        raise ApiError(BAD_PARAM, "'who' must be a non-empty string")
+    if kind == "ip_address":
+        try:
+            who = str(ipaddress.ip_address(who))
+        except ValueError:
+            raise ApiError(BAD_PARAM, f"'who' is not an IP address: {who}") from None
+    return who
+
+
+@api("create_banned")
+def create_banned():
+    """Create banned."""
+    p = params()
+    if p.get("who") is None or p.get("as") is None:
+        raise ApiError(MISSING_PARAM, "missing mandatory params: ['who', 'as']")
+    who = _banned_key(p["who"], p["as"])
+    until = p.get("until")
+    if isinstance(until, str) and until.isdigit():
+        until = int(until)
+    if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
+        raise ApiError(BAD_PARAM, "'until' must be an integer (unix seconds)")
+    values = [None if p.get(k) is None else json.dumps(p[k]) for k in ("reason", "by", "desc")]
+    with transaction() as db:
+        db.execute("INSERT INTO banned (who, kind, reason, by, desc, until)"
+                   " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (who, kind) DO UPDATE SET"
+                   " reason = excluded.reason, by = excluded.by, desc = excluded.desc,"
+                   " until = excluded.until",
+                   (who, p["as"], *values, None if until is None else json.dumps(until)))
+    return ok(dict(p))
+
+
+@api("delete_banned")
+def delete_banned(who):
+    """Delete banned."""
+    kind = params().get("as")
+    if kind is None:
+        raise missing("as")
+    who = _banned_key(who, kind)
+    with transaction() as db:
+        db.execute("DELETE FROM banned WHERE who = ? AND kind = ?", (who, kind))
+    return ok()
+
+
+def generate_secret():
+    """A secret shaped like the broker's: base64 of a 128-bit time-based GUID in decimal."""
+    guid = (time.time_ns() // 1000) << 64 | secrets.randbits(64)
+    return base64.b64encode(str(guid).encode()).decode().rstrip("=")
+
+
+def _app_fields():
+    return [json.dumps(params().get(k)) for k in ("name", "desc", "status", "expired")]
+
+
+@api("add_app")
+def add_app():
+    """Add Application."""
+    app_id = string_param("app_id")
+    secret = string_param("secret", required=False) or generate_secret()
+    if not app_id:
+        raise ApiError(BAD_PARAM, "'app_id' must not be empty")
+    with transaction() as db:
+        try:
+            db.execute("INSERT INTO apps (app_id, secret, name, desc, status, expired)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", (app_id, secret, *_app_fields()))
+        except sqlite3.IntegrityError:
+            raise ApiError(UNKNOWN_ERROR, "alread_existed") from None  # sic
+    return ok({"secret": secret})
+
+
+@api("update_app")
+def update_app(appid):
+    """Update Application."""
+    with transaction() as db:
+        # All four fields are overwritten; omitted ones become undefined (as the broker).
+        cur = db.execute("UPDATE apps SET name = ?, desc = ?, status = ?, expired = ?"
+                         " WHERE app_id = ?", (*_app_fields(), appid))
+        if not cur.rowcount:
+            raise ApiError(UNKNOWN_ERROR, "ont_found")  # sic
+    return ok()
+
+
+@api("del_app")
+def del_app(appid):
+    """Delete Application."""
+    with transaction() as db:
+        db.execute("DELETE FROM apps WHERE app_id = ?", (appid,))
+    return ok()
+
+
+def char_codes(text):
+    """The dashboard API answers some errors with an Erlang string: a list of char codes."""
+    return [ord(c) for c in text]
+
+
+def _user_password(db, username):
+    row = db.execute("SELECT password FROM users WHERE username = ?", (username,)).fetchone()
+    return None if row is None else row["password"]
+
+
+@api("auth_user")
+def auth_user():
+    """Authenticate an user."""
+    username = string_param("username", required=False)
+    password = string_param("password", required=False)
+    if username is None:
+        raise ApiError(UNKNOWN_ERROR, "Username undefined")
+    if password is None:
+        raise ApiError(UNKNOWN_ERROR, "Password undefined")
+    stored = _user_password(get_db(), username)
+    if stored is None:
+        raise ApiError(UNKNOWN_ERROR, "Username Not Found")
+    if not _password_ok(stored, password):
+        raise ApiError(UNKNOWN_ERROR, "Password Error")
+    return ok()
+
+
+@api("create_user")
+def create_user():
+    """Create an user."""
+    username = string_param("username", required=False)
+    password = string_param("password", required=False)
+    if not username or not password:
+        raise ApiError(UNKNOWN_ERROR, "Username or password undefined")
+    tags = json.dumps(params().get("tags"))
+    hashed = generate_password_hash(password, PASSWORD_METHOD)
+    with transaction() as db:
+        try:
+            db.execute("INSERT INTO users (username, password, tags) VALUES (?, ?, ?)",
+                       (username, hashed, tags))
+        except sqlite3.IntegrityError:
+            raise ApiError(UNKNOWN_ERROR, char_codes("username already exist")) from None
+    return ok()
+
+
+@api("update_user")
+def update_user(name):
+    """Update an user."""
+    with transaction() as db:
+        cur = db.execute("UPDATE users SET tags = ? WHERE username = ?",
+                         (json.dumps(params().get("tags")), name))
+        if not cur.rowcount:
+            raise ApiError(UNKNOWN_ERROR, "username_not_found")
+    return ok()
+
+
+@api("delete_user")
+def delete_user(name):
+    """Delete an user."""
+    if name == "admin":
+        raise ApiError(UNKNOWN_ERROR, "Cannot delete admin")
+    with transaction() as db:
+        if not db.execute("DELETE FROM users WHERE username = ?", (name,)).rowcount:
+            raise ApiError(UNKNOWN_ERROR, char_codes("Username Not Found"))
+    return ok()
+
+
+@api("change_pwd")
+def change_pwd(username):
+    """Change password for an user."""
+    old = string_param("old_pwd", required=False)
+    if old is None:
+        raise ApiError(UNKNOWN_ERROR, "Password undefined")
+    with transaction() as db:
+        stored = _user_password(db, username)
+        if stored is None:
+            raise ApiError(UNKNOWN_ERROR, "Username Not Found")
+        if not _password_ok(stored, old):
+            raise ApiError(UNKNOWN_ERROR, "Password Error")
+        new = string_param("new_pwd")
+        if not new:
+            raise ApiError(BAD_PARAM, "'new_pwd' must not be empty")
+        db.execute("UPDATE users SET password = ? WHERE username = ?",
+                   (generate_password_hash(new, PASSWORD_METHOD), username))
+    return ok()
+
+
+def config_type(value):
+    """The clique datatype a value would be registered with."""
+    if value.lstrip("-").isdigit():
+        return "integer"
+    if value in ("on", "off", "true", "false"):
+        return "flag"
+    return "string"
+
+
+def _set_config(nodes, app_name):
+    key = string_param("key")
+    value = string_param("value")
+    if not key:
+        raise ApiError(BAD_PARAM, "'key' must not be empty")
+    with transaction() as db:
+        db.executemany(
+            "INSERT INTO configs (node, app, key, value, datatpye) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (node, app, key) DO UPDATE SET value = excluded.value,"
+            " datatpye = excluded.datatpye",
+            [(n, app_name, key, value, config_type(value)) for n in nodes])
+    return ok()
+
+
+@api("update_config")
+def update_config(app):
+    """Update config of an application in the cluster."""
+    return _set_config(running_nodes(), app)
+
+
+@api("update_node_config")
+def update_node_config(node, app):
+    """Update config of an application on a node."""
+    return _set_config([node_row(node)["name"]], app)
+
+
+@api("update_plugin_configs")
+def update_plugin_configs(node, plugin):
+    """Update configurations of a plugin on the node."""
+    node = node_row(node)["name"]
+    body = request.get_data(cache=True)
+    if not body.strip():
+        raise missing("<plugin configuration object>")
+    submitted = {k: v for k, v in params().items() if k not in request.args}
+    if not all(isinstance(v, str) for v in submitted.values()):
+        raise ApiError(UNKNOWN_ERROR, "unknown_error")
+    with transaction() as db:
+        if db.execute("SELECT 1 FROM plugins WHERE node = ? AND name = ?",
+                      (node, plugin)).fetchone() is None:
+            raise not_found()
+        # The stored set is replaced by exactly the submitted keys (as the broker does).
+        db.execute("UPDATE plugin_configs SET value = NULL WHERE node = ? AND plugin = ?",
+                   (node, plugin))
+        top = db.execute("SELECT coalesce(max(position), -1) FROM plugin_configs"
+                         " WHERE node = ? AND plugin = ?", (node, plugin)).fetchone()[0]
+        for i, (key, value) in enumerate(submitted.items(), start=top + 1):
+            db.execute("INSERT INTO plugin_configs (node, plugin, position, key, value)"
+                       " VALUES (?, ?, ?, ?, ?) ON CONFLICT (node, plugin, key)"
+                       " DO UPDATE SET value = excluded.value", (node, plugin, i, key, value))
+    return ok()
 
 
 if __name__ == "__main__":
