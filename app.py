@@ -34,6 +34,7 @@ from flask import request
 from flask_httpauth import HTTPBasicAuth
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
+from werkzeug.routing import ValidationError
 from werkzeug.security import check_password_hash
 from werkzeug.security import generate_password_hash
 
@@ -50,12 +51,13 @@ app.config.from_mapping(
     APP_ID=os.environ.get("STANDIN_APP_ID", "admin"),
     APP_SECRET=os.environ.get("STANDIN_APP_SECRET", "public"),
     MAX_ROW_LIMIT=10000,
+    JOURNAL_SIZE=int(os.environ.get("STANDIN_JOURNAL_SIZE", "1000")),
     MAX_CONTENT_LENGTH=1024 * 1024,
 )
 app.json.sort_keys = False  # entity key order is built to match the broker's
 app.json.ensure_ascii = False
 app.json.compact = True
-app.url_map.strict_slashes = False
+app.url_map.strict_slashes = False  # the middleware already drops trailing slashes
 app.url_map.merge_slashes = False
 
 PASSWORD_METHOD = "pbkdf2:sha256:60000"
@@ -333,27 +335,38 @@ class RawPathMiddleware:
             path = raw.split("?", 1)[0]
             if "://" in path:  # absolute-form request target
                 path = "/" + path.split("://", 1)[1].partition("/")[2]
-            environ["PATH_INFO"] = path[len(environ.get("SCRIPT_NAME", "")):]
+            path = path[len(environ.get("SCRIPT_NAME", "")):]
         else:
-            environ["PATH_INFO"] = environ.get("PATH_INFO", "").replace("%", "%25")
+            path = environ.get("PATH_INFO", "").replace("%", "%25")
+        # Trailing slashes are optional everywhere: rules are registered without one.
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        environ["PATH_INFO"] = path
         return self.wsgi_app(environ, start_response)
 
 
 app.wsgi_app = RawPathMiddleware(app.wsgi_app)
 
 
+def _decode(value):
+    """Percent-decode a path value as UTF-8; text that does not decode matches no route."""
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise ValidationError() from None
+
+
 class SegmentConverter(BaseConverter):
     """One path segment, percent-decoded (node names: `%40` works as `@`)."""
 
     def to_python(self, value):
-        return unquote(value, errors="strict")
+        return _decode(value)
 
 
 class TailConverter(BaseConverter):
     """The rest of the path, slashes included (topics and client ids), percent-decoded.
 
-    A raw trailing slash is dropped (trailing slashes are optional everywhere); an
-    encoded one (`%2F`) is kept.
+    The middleware has dropped a raw trailing slash; an encoded one (`%2F`) is kept.
     """
 
     regex = ".+"
@@ -361,9 +374,7 @@ class TailConverter(BaseConverter):
     weight = 300
 
     def to_python(self, value):
-        if value.endswith("/") and len(value) > 1:
-            value = value[:-1]
-        return unquote(value, errors="strict")
+        return _decode(value)
 
 
 app.url_map.converters["seg"] = SegmentConverter
@@ -382,7 +393,7 @@ def _rule(path):
             out.append(f"<{conv}:{name}>")
         else:
             out.append(part)
-    return "/api/v3/" + "/".join(out) + ("/" if path.endswith("/") else "")
+    return "/api/v3/" + "/".join(out)
 
 
 def api(name):
@@ -595,7 +606,7 @@ def seed_cluster(db, seed, nodes, clients):
         listeners = []
         for protocol, listen_on, acceptors, max_conns in LISTENERS:
             shutdown = {}
-            if protocol.startswith("mqtt:tcp") and listen_on.startswith("0.0.0.0"):
+            if clients and protocol == "mqtt:tcp" and listen_on.startswith("0.0.0.0"):
                 shutdown = {"closed": rng.randint(1, 9), "kicked": rng.randint(0, 3)}
             cur = db.execute(
                 "INSERT INTO listeners (node, protocol, listen_on, acceptors, max_conns,"
@@ -639,14 +650,14 @@ def seed_cluster(db, seed, nodes, clients):
             route_topic, share = split_share(topic)
             db.execute("INSERT INTO subscriptions (client_id, node, topic, qos, route_topic, share)"
                        " VALUES (?, ?, ?, ?, ?, ?)", (cid, node, topic, qos, route_topic, share))
-        _seed_metrics(db, rng, node)
-        if index == 1:
+        _seed_metrics(db, rng, node, populated=clients > 0)
+        if index == 1 and clients:
             db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
                        " VALUES (?, ?, ?, ?, ?, ?)",
                        (node, "cpu_high_watermark", "warning", "cpu_high_watermark",
                         "CPU usage 83% is above the high watermark 80%", now - 600))
 
-    for i in range(min(6, max(nodes * clients // 10, 2))):
+    for i in range(min(6, max(nodes * clients // 10, 2)) if clients else 0):
         region = REGIONS[i % len(REGIONS)]
         payload = json.dumps({"region": region, "online": True, "ts": now - i * 60})
         db.execute("INSERT INTO retained (topic, payload, qos, client_id, created_at)"
@@ -668,11 +679,15 @@ def seed_cluster(db, seed, nodes, clients):
                ("admin", generate_password_hash("public", PASSWORD_METHOD), '"administrator"'))
 
 
-def _seed_metrics(db, rng, node):
-    """Counters of a node that has been up a while, consistent with its rows."""
+def _seed_metrics(db, rng, node, populated=True):
+    """Counters of a node that has been up a while, consistent with its rows (0 if empty)."""
+    values = dict.fromkeys(METRIC_KEYS, 0)
+    if not populated:
+        db.executemany("INSERT INTO metrics (node, key, value) VALUES (?, ?, ?)",
+                       [(node, k, v) for k, v in values.items()])
+        return
     stats = db.execute("SELECT * FROM node_stats WHERE node = ?", (node,)).fetchone()
     sessions, subs = stats["sessions_count"], stats["subscriptions_count"]
-    values = dict.fromkeys(METRIC_KEYS, 0)
     gone = rng.randint(0, 5)
     values["packets/connect"] = values["packets/connack"] = sessions + gone
     values["packets/disconnect/received"] = gone + sessions - stats["connections_count"]
@@ -715,20 +730,17 @@ def split_share(topic):
 # ---------------------------------------------------------------------------
 
 auth = HTTPBasicAuth(realm=REALM)
-_verified = {}  # (stored hash, sha256 of the password) -> True; stale keys never match
+_verified = {}  # (stored hash, sha256 of the password) -> bool; a changed hash never matches
 
 
 def _password_ok(stored, password):
-    """Check a salted hash, remembering successes so Basic auth stays cheap per request."""
+    """Check a salted hash, remembering the outcome so Basic auth stays cheap per request."""
     key = (stored, hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest())
-    if key in _verified:
-        return True
-    if not check_password_hash(stored, password):
-        return False
-    if len(_verified) > 1024:
-        _verified.clear()
-    _verified[key] = True
-    return True
+    if key not in _verified:
+        if len(_verified) > 4096:
+            _verified.clear()
+        _verified[key] = check_password_hash(stored, password)
+    return _verified[key]
 
 
 def _json_value(text):
@@ -770,9 +782,28 @@ def authenticate():
     path = request.path
     if not (path.startswith("/api/v3") or path.startswith("/_standin")):
         return None
-    if (request.method, path.rstrip("/")) in OPEN_PATHS:
-        return None
-    return _require_auth()
+    g.started = time.perf_counter()
+    if (request.method, path.rstrip("/")) not in OPEN_PATHS:
+        scheme = request.headers.get("Authorization", "").split(" ", 1)[0]
+        # Werkzeug also decodes a Bearer token that happens to be base64 "user:pass".
+        denied = auth.auth_error_callback(401) if scheme and scheme.lower() != "basic" \
+            else _require_auth()
+        if denied is not None:
+            return denied
+    if path.startswith("/api/v3"):
+        return inject_faults()
+    return None
+
+
+@app.after_request
+def journal_request(response):
+    """Every /api/v3/ request lands in the journal (controls and /status do not)."""
+    if request.path.startswith("/api/v3"):
+        try:
+            record_request(response)
+        except sqlite3.Error:
+            app.logger.exception("journal write failed")
+    return response
 
 
 # ---------------------------------------------------------------------------
@@ -1073,7 +1104,6 @@ def app_json(row, with_secret=False):
 
 
 @app.get("/api/v3")
-@app.get("/api/v3/")
 def list_api():
     """The route catalogue, as the document prints it."""
     return ok([{"name": n, "method": m, "path": p, "descr": d} for n, m, p, d in CATALOGUE])
@@ -1112,7 +1142,9 @@ def get_broker(node):
 def list_nodes():
     """A list of nodes in the cluster."""
     rows = get_db().execute("SELECT * FROM nodes ORDER BY position").fetchall()
-    return ok([node_json(r) for r in rows])
+    # A stopped member shows only its name and status (what 3.0.1 tries to render).
+    return ok([node_json(r) if r["node_status"] == "Running"
+               else {"name": r["name"], "node_status": r["node_status"]} for r in rows])
 
 
 @api("get_node")
@@ -1217,16 +1249,22 @@ def lookup_client_subscriptions(clientid, node=None):
 @paginated
 def list_routes():
     """List routes."""
-    count = get_db().execute("SELECT routes_count FROM cluster_stats").fetchone()[0]
-    rows, meta = fetch_page("SELECT topic, node FROM routes ORDER BY id", (), count)
+    where, args = node_filter()
+    if where == "1":
+        count = get_db().execute("SELECT routes_count FROM cluster_stats").fetchone()[0]
+    else:  # a stopped node's routes leave the cluster table
+        count = get_db().execute(f"SELECT count(*) FROM routes WHERE {where}", args).fetchone()[0]
+    rows, meta = fetch_page(f"SELECT topic, node FROM routes WHERE {where} ORDER BY id",
+                            args, count)
     return ok([route_json(r) for r in rows], meta)
 
 
 @api("lookup_routes")
 def lookup_routes(topic):
     """Lookup routes to a topic."""
-    rows = get_db().execute("SELECT topic, node FROM routes WHERE topic = ? ORDER BY id",
-                            (topic,)).fetchall()
+    where, args = node_filter()
+    rows = get_db().execute(f"SELECT topic, node FROM routes WHERE topic = ? AND {where}"
+                            " ORDER BY id", (topic, *args)).fetchall()
     return ok([route_json(r) for r in rows])
 
 
@@ -1675,6 +1713,8 @@ def mqtt_publish():
     if not names:
         raise ApiError(BAD_TOPIC, "bad_topic")
     with transaction() as db:
+        if not running_nodes():
+            raise ApiError(UNKNOWN_ERROR, "nodedown")
         origin = running_nodes()[0]
         if client_id:
             row = db.execute("SELECT node FROM connections WHERE client_id = ?",
@@ -1989,6 +2029,432 @@ def update_plugin_configs(node, plugin):
             db.execute("INSERT INTO plugin_configs (node, plugin, position, key, value)"
                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (node, plugin, key)"
                        " DO UPDATE SET value = excluded.value", (node, plugin, i, key, value))
+    return ok()
+
+
+# ---------------------------------------------------------------------------
+# Test-environment controls (/_standin/): not part of EMQ X, never in the catalogue
+# ---------------------------------------------------------------------------
+
+SEVERITIES = ("notice", "warning", "error", "critical")
+ROUTE_NAMES = frozenset(name for name, *_ in CATALOGUE) | {"list_api"}
+SECRET_KEYS = ("password", "pwd", "secret")
+
+
+def settings(db=None):
+    """The cluster settings the database was seeded with."""
+    db = db or get_db()
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    return {"seed": int(meta["seed"]), "nodes": int(meta["nodes"]),
+            "clients": int(meta["clients"])}
+
+
+def rebuild(db, seed, nodes, clients):
+    """Replace the whole world by a freshly seeded one, in a single transaction.
+
+    Readers in other workers keep seeing the old world until the commit (WAL snapshots),
+    then the new one: never a mix.
+    """
+    db.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
+    try:
+        with transaction(db):
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                      " AND name NOT LIKE 'sqlite_%'").fetchall():
+                db.execute(f'DROP TABLE "{name}"')
+            for statement in _schema_statements():
+                db.execute(statement)
+            seed_cluster(db, seed, nodes, clients)
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
+
+
+def _int_setting(body, name, default, low, high):
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ApiError(BAD_PARAM, f"'{name}' must be an integer from {low} to {high}")
+    return value
+
+
+def body_object():
+    """The JSON body of a control request ({} when empty)."""
+    return {k: v for k, v in params().items() if k not in request.args}
+
+
+@app.get("/_standin")
+def standin_index():
+    """What the controls are and how the stand-in is set up."""
+    return ok({
+        "settings": settings(), "faults": active_faults()[0],
+        "journal_size": app.config["JOURNAL_SIZE"],
+        "controls": [
+            {"method": "POST", "path": "/_standin/reset",
+             "descr": "Rebuild the cluster from scratch ({seed, nodes, clients})"},
+            {"method": "POST", "path": "/_standin/clients", "descr": "A simulated device connects"},
+            {"method": "DELETE", "path": "/_standin/clients/:clientid",
+             "descr": "A simulated device disconnects on its own"},
+            {"method": "POST", "path": "/_standin/alarms", "descr": "Raise an alarm"},
+            {"method": "DELETE", "path": "/_standin/alarms/:id", "descr": "Clear an alarm"},
+            {"method": "PUT", "path": "/_standin/nodes/:node",
+             "descr": "Stop or start a node ({node_status: Stopped|Running})"},
+            {"method": "GET|PUT|DELETE", "path": "/_standin/faults",
+             "descr": "Latency and error injection"},
+            {"method": "GET|DELETE", "path": "/_standin/journal",
+             "descr": "The most recent API requests"},
+        ]})
+
+
+@app.post("/_standin/reset")
+def standin_reset():
+    """Rebuild the synthetic cluster; defaults are the current settings."""
+    body = body_object()
+    current = settings()
+    seed = _int_setting(body, "seed", current["seed"], -(2 ** 62), 2 ** 62)
+    nodes = _int_setting(body, "nodes", current["nodes"], 1, 64)
+    clients = _int_setting(body, "clients", current["clients"], 0, 2_000_000)
+    rebuild(get_db(), seed, nodes, clients)
+    return ok({"seed": seed, "nodes": nodes, "clients": clients})
+
+
+@app.cli.command("reset")
+@click.option("--seed", type=int, default=None, help="Random seed (default: current).")
+@click.option("--nodes", type=int, default=None, help="Node count (default: current).")
+@click.option("--clients", type=int, default=None, help="Clients per node (default: current).")
+def reset_command(seed, nodes, clients):
+    """Rebuild the database's synthetic cluster from scratch."""
+    path = app.config["DATABASE"]
+    ensure_database(path)
+    db = connect(path)
+    try:
+        current = settings(db)
+        new = {"seed": current["seed"] if seed is None else seed,
+               "nodes": current["nodes"] if nodes is None else nodes,
+               "clients": current["clients"] if clients is None else clients}
+        rebuild(db, **new)
+    finally:
+        db.close()
+    click.echo(f"Reset {path}: seed {new['seed']}, {new['nodes']} node(s),"
+               f" {new['clients']} client(s) per node")
+
+
+def _banned_now(db, kind, who):
+    return who is not None and db.execute(
+        f"SELECT 1 FROM banned WHERE kind = ? AND who = ? AND {BANNED_ACTIVE}",
+        (kind, who, time.time())).fetchone() is not None
+
+
+@app.post("/_standin/clients")
+def standin_connect():
+    """A simulated device connects (taking over an existing connection of the same id)."""
+    body = body_object()
+    client_id = string_param("client_id")
+    if not client_id or len(client_id) > 1024 or "\0" in client_id:
+        raise ApiError(BAD_PARAM, "'client_id' must be a non-empty string without NUL")
+    username = string_param("username", required=False)
+    clean = bool_param("clean_start", True)
+    proto_ver = body.get("proto_ver", 4)
+    if proto_ver not in (3, 4, 5) or isinstance(proto_ver, bool):
+        raise ApiError(BAD_PARAM, "'proto_ver' must be 3, 4 or 5")
+    keepalive = _int_setting(body, "keepalive", 60, 0, 65535)
+    port = _int_setting(body, "port", random.randint(49152, 65535), 1, 65535)
+    ip = string_param("ipaddress", required=False, default="127.0.0.1")
+    try:
+        ip = str(ipaddress.ip_address(ip))
+    except ValueError:
+        raise ApiError(BAD_PARAM, "'ipaddress' must be an IP address") from None
+    subs = body.get("subscriptions", [])
+    if not isinstance(subs, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("topic"), str) for s in subs):
+        raise ApiError(BAD_PARAM, "'subscriptions' must be a list of {\"topic\", \"qos\"}")
+    subs = [(s["topic"], s.get("qos", 0)) for s in subs]
+    if any(isinstance(q, bool) or q not in (0, 1, 2) for _, q in subs):
+        raise ApiError(BAD_PARAM, "'qos' of a subscription must be 0, 1 or 2")
+    if not all(valid_filter(t) for t, _ in subs):
+        raise ApiError(BAD_TOPIC, "bad_topic")
+    with transaction() as db:
+        if not running_nodes():
+            raise ApiError(UNKNOWN_ERROR, "nodedown")
+        node = node_row(string_param("node", required=False, default=running_nodes()[0]))["name"]
+        counts = Counter({(node, "packets/connect"): 1, (node, "packets/connack"): 1,
+                          (node, "bytes/received"): 14 + len(client_id.encode())
+                          + len((username or "").encode()), (node, "bytes/sent"): 4})
+        if _banned_now(db, "client_id", client_id) or _banned_now(db, "username", username) \
+                or _banned_now(db, "ip_address", ip):
+            bump(db, counts)
+            raise ApiError(403, "banned", 403)
+        old = db.execute("SELECT node FROM connections WHERE client_id = ?",
+                         (client_id,)).fetchone()
+        if old is not None:
+            disconnect(db, client_id, "discarded")  # takeover: the old connection goes
+        session = db.execute("SELECT * FROM sessions WHERE client_id = ?",
+                             (client_id,)).fetchone()
+        if session is not None and (clean or session["node"] != node):
+            kept = [] if clean else db.execute(
+                "SELECT topic, qos FROM subscriptions WHERE client_id = ? ORDER BY id",
+                (client_id,)).fetchall()
+            db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+            if not clean:  # the persistent session moves to the node the device reached
+                columns = [k for k in session.keys() if k not in ("id", "subscriptions_count")]
+                db.execute(f"INSERT INTO sessions ({', '.join(columns)}) VALUES"
+                           f" ({', '.join('?' * len(columns))})",
+                           [node if k == "node" else session[k] for k in columns])
+                subs = [(r["topic"], r["qos"]) for r in kept] + subs
+            session = None if clean else session
+        now = int(time.time())
+        if session is None or clean:
+            db.execute("INSERT INTO sessions (client_id, node, username, clean_start, created_at,"
+                       " expiry_interval, heap_size, reductions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (client_id, node, username, int(clean), now, 0 if clean else 7200,
+                        376, 200))
+        else:
+            queued = db.execute("SELECT mqueue_len FROM sessions WHERE client_id = ?",
+                                (client_id,)).fetchone()[0]
+            if queued:  # the queue drains to the device that came back
+                db.execute("UPDATE sessions SET mqueue_len = 0, deliver_msg = deliver_msg + ?"
+                           " WHERE client_id = ?", (queued, client_id))
+                counts[(node, "messages/sent")] += queued
+                counts[(node, "packets/publish/sent")] += queued
+        listener = db.execute("SELECT id FROM listeners WHERE node = ? AND protocol = 'mqtt:tcp'"
+                              " ORDER BY id LIMIT 1", (node,)).fetchone()["id"]
+        db.execute(
+            "INSERT INTO connections (client_id, node, listener_id, username, ipaddress, port,"
+            " proto_name, proto_ver, keepalive, clean_start, connected_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (client_id, node, listener, username, ip, port, "MQIsdp" if proto_ver == 3 else "MQTT",
+             proto_ver, keepalive, int(clean), now))
+        bump(db, counts)
+        if subs:
+            bump(db, {(node, "packets/subscribe"): 1, (node, "packets/suback"): 1})
+            session = {"client_id": client_id, "node": node}
+            for topic, qos in subs:
+                subscribe(db, session, topic, qos)
+        row = db.execute("SELECT * FROM connections WHERE client_id = ?", (client_id,)).fetchone()
+    return ok(connection_json(row))
+
+
+@app.delete("/_standin/clients/<tail:clientid>")
+def standin_disconnect(clientid):
+    """The device disconnects on its own: a clean session ends, a persistent one stays."""
+    with transaction() as db:
+        conn = disconnect(db, clientid, "closed")
+        if not conn:
+            raise ApiError(CLIENT_NOT_FOUND, "not_found")
+        bump(db, {(conn["node"], "packets/disconnect/received"): 1,
+                  (conn["node"], "bytes/received"): 2})
+    return ok()
+
+
+@app.post("/_standin/alarms")
+def standin_raise_alarm():
+    """Raise an alarm on a node (newest first in both alarm routes)."""
+    alarm_id = string_param("id")
+    severity = string_param("severity", required=False, default="warning")
+    if severity not in SEVERITIES:
+        raise ApiError(BAD_PARAM, f"'severity' must be one of: {list(SEVERITIES)}")
+    title = string_param("title", required=False, default=alarm_id)
+    summary = string_param("summary", required=False, default="")
+    with transaction() as db:
+        node = node_row(string_param("node", required=False, default=node_name(1)))["name"]
+        cur = db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         (node, alarm_id, severity, title, summary, int(time.time())))
+        row = db.execute("SELECT * FROM alarms WHERE id = ?", (cur.lastrowid,)).fetchone()
+    return ok({"node": node, **alarm_json(row)})
+
+
+@app.delete("/_standin/alarms/<tail:alarm_id>")
+def standin_clear_alarm(alarm_id):
+    """Clear an alarm (on every node, or on ?node=)."""
+    node = params().get("node")
+    with transaction() as db:
+        if node is None:
+            cur = db.execute("DELETE FROM alarms WHERE alarm_id = ?", (alarm_id,))
+        else:
+            cur = db.execute("DELETE FROM alarms WHERE alarm_id = ? AND node = ?",
+                             (alarm_id, node))
+        if not cur.rowcount:
+            raise not_found()
+    return ok()
+
+
+@app.put("/_standin/nodes/<seg:node>")
+def standin_node_status(node):
+    """Stop or start a node of the synthetic cluster."""
+    status = string_param("node_status")
+    if status not in ("Running", "Stopped"):
+        raise ApiError(BAD_PARAM, "'node_status' must be \"Running\" or \"Stopped\"")
+    with transaction() as db:
+        name = node_row(node, running=False)["name"]
+        db.execute("UPDATE nodes SET node_status = ? WHERE name = ?", (status, name))
+        if status == "Running":  # a restarted node has a fresh uptime
+            db.execute("UPDATE nodes SET started_at = ? WHERE name = ? AND node_status = ?",
+                       (int(time.time()), name, status))
+    return ok({"node": name, "node_status": status})
+
+
+def _validate_faults(body):
+    """Check a fault description; returns it normalised."""
+    out = {}
+    latency = body.get("latency_ms", 0)
+    if isinstance(latency, dict):
+        low, high = latency.get("min", 0), latency.get("max", 0)
+    else:
+        low = high = latency
+    if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 60000
+           for v in (low, high)) or low > high:
+        raise ApiError(BAD_PARAM, "'latency_ms' must be an integer or {\"min\", \"max\"}"
+                                  " from 0 to 60000, min <= max")
+    out["latency_ms"] = {"min": low, "max": high}
+    rate = body.get("error_rate", 0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise ApiError(BAD_PARAM, "'error_rate' must be a number from 0 to 1")
+    out["error_rate"] = rate
+    error = body.get("error", {})
+    if not isinstance(error, dict):
+        raise ApiError(BAD_PARAM, "'error' must be an object {status, code, message}")
+    status = error.get("status", 503)
+    code = error.get("code", UNKNOWN_ERROR)
+    message = error.get("message", "injected fault")
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise ApiError(BAD_PARAM, "'error.status' must be an HTTP status from 200 to 599")
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ApiError(BAD_PARAM, "'error.code' must be an integer")
+    if not isinstance(message, str):
+        raise ApiError(BAD_PARAM, "'error.message' must be a string")
+    out["error"] = {"status": status, "code": code, "message": message}
+    routes = body.get("routes")
+    if routes is not None:
+        if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
+            raise ApiError(BAD_PARAM, "'routes' must be a list of route names")
+        unknown = sorted(set(routes) - ROUTE_NAMES)
+        if unknown:
+            raise ApiError(BAD_PARAM, f"'routes' has unknown route names: {unknown}")
+    out["routes"] = routes
+    seed = body.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ApiError(BAD_PARAM, "'seed' must be an integer")
+    out["seed"] = seed
+    return out
+
+
+def active_faults():
+    """(fault settings or None, draws so far)."""
+    row = get_db().execute("SELECT config, draws FROM faults WHERE id = 1").fetchone()
+    return (json.loads(row["config"]), row["draws"]) if row else (None, 0)
+
+
+@app.get("/_standin/faults")
+def standin_get_faults():
+    """The active faults (null when none)."""
+    faults, draws = active_faults()
+    return ok({"faults": faults, "draws": draws})
+
+
+@app.put("/_standin/faults")
+def standin_set_faults():
+    """Inject latency and/or errors on the named routes (all when omitted)."""
+    faults = _validate_faults(body_object())
+    with transaction() as db:
+        db.execute("INSERT INTO faults (id, config, draws) VALUES (1, ?, 0) ON CONFLICT (id)"
+                   " DO UPDATE SET config = excluded.config, draws = 0", (json.dumps(faults),))
+    return ok({"faults": faults, "draws": 0})
+
+
+@app.delete("/_standin/faults")
+def standin_clear_faults():
+    """Remove every injected fault."""
+    with transaction() as db:
+        db.execute("DELETE FROM faults")
+    return ok()
+
+
+def inject_faults():
+    """Apply the active faults to this API request, the same way in every worker.
+
+    The n-th affected request (counted in the database) draws from Random(f"{seed}:{n}"),
+    so a given seed gives the same sequence of delays and errors run after run.
+    """
+    faults, _ = active_faults()
+    if faults is None or request.endpoint not in ROUTE_NAMES:
+        return None
+    if faults["routes"] is not None and request.endpoint not in faults["routes"]:
+        return None
+    db = get_db()
+    draw = db.execute("UPDATE faults SET draws = draws + 1 WHERE id = 1 RETURNING draws")
+    n = draw.fetchone()[0]
+    rng = random.Random(f"{faults['seed']}:{n}")
+    latency = faults["latency_ms"]
+    delay = rng.randint(latency["min"], latency["max"])
+    if delay:
+        time.sleep(delay / 1000)
+    if rng.random() < faults["error_rate"]:
+        error = faults["error"]
+        return error_response(error["code"], error["message"], error["status"])
+    return None
+
+
+def _masked(value):
+    if isinstance(value, dict):
+        return {k: "******" if any(s in k.lower() for s in SECRET_KEYS) else _masked(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _journal_body():
+    raw = request.get_data(cache=True)
+    if not raw:
+        return None
+    try:
+        text = json.dumps(_masked(json.loads(raw)), ensure_ascii=False)
+    except (ValueError, UnicodeDecodeError):
+        text = "<not JSON>"
+    return text if len(text) <= 1024 else text[:1024] + "…"
+
+
+def record_request(response):
+    """Append this API request to the bounded journal."""
+    size = app.config["JOURNAL_SIZE"]
+    if size <= 0:
+        return
+    code = None
+    if response.mimetype == "application/json" and not response.direct_passthrough:
+        try:
+            code = json.loads(response.get_data()).get("code")
+        except (ValueError, AttributeError):
+            code = None
+    user = auth.current_user() or {}
+    started = g.get("started", time.perf_counter())
+    query = request.query_string.decode("latin-1")
+    query = "&".join(p if not any(s in p.split("=")[0].lower() for s in SECRET_KEYS)
+                     else p.split("=")[0] + "=******" for p in query.split("&") if p)
+    with transaction() as db:
+        cur = db.execute(
+                "INSERT INTO journal (time, method, path, query, route, status, code,"
+            " duration_ms, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), request.method, request.path, query, request.endpoint,
+             response.status_code, code, round((time.perf_counter() - started) * 1000, 3),
+             user.get("app_id") or user.get("username"), _journal_body()))
+        db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
+
+
+@app.get("/_standin/journal")
+def standin_journal():
+    """The most recent API requests, newest first."""
+    limit = _int_param("limit", 100, 1)
+    rows = get_db().execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    return ok([{
+        "time": local_time(r["time"]), "method": r["method"], "path": r["path"],
+        "query": r["query"], "route": r["route"], "status": r["status"], "code": r["code"],
+        "duration_ms": r["duration_ms"], "caller": r["caller"],
+        "body": None if r["body"] is None else r["body"]} for r in rows])
+
+
+@app.delete("/_standin/journal")
+def standin_clear_journal():
+    """Forget the recorded requests."""
+    with transaction() as db:
+        db.execute("DELETE FROM journal")
     return ok()
 
 

@@ -1,0 +1,34 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    STANDIN_DB=/data/standin.db \
+    PORT=8080 \
+    WEB_CONCURRENCY=2
+
+WORKDIR /app
+
+# Dependencies first, so editing app.py does not reinstall them.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY app.py schema.sql gunicorn.conf.py ./
+
+# Non-root; the database (and its -wal/-shm files) lives in /data, a volume it owns.
+RUN groupadd --system --gid 10001 standin \
+    && useradd --system --no-log-init --uid 10001 --gid standin --home-dir /app \
+       --shell /usr/sbin/nologin standin \
+    && mkdir /data \
+    && chown standin:standin /data
+# Numeric, so runtimes that enforce "run as non-root" can check it.
+USER 10001:10001
+VOLUME ["/data"]
+
+EXPOSE 8080
+
+# No curl in the slim image: python asks /status (which also creates and seeds a new database).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; r = urllib.request.urlopen('http://127.0.0.1:%s/status' % os.environ.get('PORT', '8080'), timeout=4); sys.exit(0 if b'is running' in r.read() else 1)"]
+
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:app"]

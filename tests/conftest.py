@@ -1,0 +1,144 @@
+"""Shared fixtures: a fresh SQLite file per test, the Flask app bound to it, test clients.
+
+Every client made here refuses to return a 5xx: the contract says "never an HTTP 500",
+so any request in any test that gets one fails on the spot.
+"""
+
+import json
+import sqlite3
+
+import pytest
+from flask.testing import FlaskClient
+
+import app as standin
+
+AUTH = ("admin", "public")
+NODE = "emqx@127.0.0.1"
+
+# Settings pinned for every test, whatever the environment says (STANDIN_* variables).
+DEFAULTS = {"SEED": 42, "NODES": 1, "CLIENTS": 50, "APP_ID": "admin", "APP_SECRET": "public"}
+
+# Fields whose value follows the wall clock; left out when two answers are compared.
+TIME_FIELDS = frozenset(
+    {"connected_at", "created_at", "datetime", "uptime", "timestamp", "until"})
+
+
+def pytest_report_header(config):
+    return f"sqlite3.sqlite_version: {sqlite3.sqlite_version}"
+
+
+class StandinClient(FlaskClient):
+    """A test client that applies its own settings before each request and rejects 5xx.
+
+    Several clients (one per database) can live in one test: each request first points
+    the shared app's config at this client's database and cluster settings.
+    """
+
+    settings = None
+
+    def open(self, *args, **kwargs):
+        if self.settings:
+            self.application.config.update(self.settings)
+        response = super().open(*args, **kwargs)
+        assert response.status_code < 500, (
+            f"HTTP {response.status_code} for {args} {kwargs}: {response.get_data(as_text=True)}")
+        return response
+
+
+def _new_client(flask_app, settings=None):
+    client = StandinClient(flask_app, flask_app.response_class, use_cookies=False)
+    client.settings = settings
+    return client
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    """A path for a new SQLite database (the app creates and seeds it on first request)."""
+    return str(tmp_path / "standin.db")
+
+
+@pytest.fixture
+def app(db_path, monkeypatch):
+    """The Flask app, pointed at this test's database with the pinned cluster settings."""
+    flask_app = standin.app
+    monkeypatch.setitem(flask_app.config, "TESTING", True)
+    monkeypatch.setitem(flask_app.config, "DATABASE", db_path)
+    for key, value in DEFAULTS.items():
+        monkeypatch.setitem(flask_app.config, key, value)
+    yield flask_app
+
+
+@pytest.fixture
+def fast_hash(monkeypatch):
+    """Seed the dashboard user with a one-round PBKDF2 hash (same salted format, ~14 ms less
+    per new database). Opt in with `pytestmark = pytest.mark.usefixtures("fast_hash")`."""
+    monkeypatch.setattr(standin, "PASSWORD_METHOD", "pbkdf2:sha256:1")
+
+
+@pytest.fixture
+def client(app):
+    return _new_client(app)
+
+
+@pytest.fixture
+def auth():
+    return AUTH
+
+
+@pytest.fixture
+def make_app(tmp_path, monkeypatch):
+    """Factory: make_app(nodes=1, clients=50, seed=42, **config) -> a client on a new database.
+
+    Each call gets its own database file; extra upper-case config keys (APP_ID, APP_SECRET)
+    are applied with the cluster settings before each of that client's requests.
+    """
+    flask_app = standin.app
+    for key in ("TESTING", "DATABASE", *DEFAULTS):
+        monkeypatch.setitem(flask_app.config, key, flask_app.config.get(key))
+    counter = iter(range(1_000_000))
+
+    def factory(nodes=1, clients=50, seed=42, **config):
+        path = str(tmp_path / f"standin-{next(counter)}.db")
+        settings = {**DEFAULTS, "TESTING": True, "DATABASE": path, "SEED": seed,
+                    "NODES": nodes, "CLIENTS": clients, **config}
+        for key in config:
+            monkeypatch.setitem(flask_app.config, key, flask_app.config.get(key))
+        return _new_client(flask_app, settings)
+
+    return factory
+
+
+def get_json(client, path, auth=AUTH, **kw):
+    """GET `path`, assert HTTP 200 with a JSON body, return the parsed body."""
+    response = client.get(path, auth=auth, **kw)
+    assert response.status_code == 200, (path, response.status_code, response.data)
+    assert response.mimetype == "application/json", (path, response.mimetype)
+    return json.loads(response.get_data(as_text=True), object_pairs_hook=no_duplicates)
+
+
+@pytest.fixture
+def get():
+    """The `get_json(client, path, **kw)` helper as a fixture."""
+    return get_json
+
+
+def no_duplicates(pairs):
+    """json object_pairs_hook: a dict in document order, refusing repeated keys."""
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate keys in {keys}"
+    return dict(pairs)
+
+
+def strip_times(value):
+    """`value` without the clock-dependent fields (recursively)."""
+    if isinstance(value, dict):
+        return {k: strip_times(v) for k, v in value.items() if k not in TIME_FIELDS}
+    if isinstance(value, list):
+        return [strip_times(v) for v in value]
+    return value
+
+
+@pytest.fixture
+def untimed():
+    """The `strip_times(value)` helper as a fixture."""
+    return strip_times

@@ -1,0 +1,278 @@
+"""The synthetic cluster: deterministic, holds the document's samples, and agrees with itself."""
+
+from collections import Counter
+from urllib.parse import quote
+
+import pytest
+
+from conftest import NODE
+from conftest import get_json
+from conftest import strip_times
+
+pytestmark = pytest.mark.usefixtures("fast_hash")
+
+API = "/api/v3"
+LISTS = [
+    "/brokers/", "/nodes/", "/connections/", "/sessions/", "/subscriptions/", "/routes/",
+    "/listeners/", "/metrics/", "/stats/", "/alarms/", "/plugins/", "/banned/", "/apps/",
+    "/users/", "/configs/",
+]
+
+
+def data(client, path):
+    body = get_json(client, API + path)
+    assert body["code"] == 0, body
+    return body["data"]
+
+
+def _filter(topic):
+    """A subscription's topic as routed: without `$share/<group>/` or `$queue/`."""
+    if topic.startswith("$share/"):
+        return topic.split("/", 2)[2]
+    if topic.startswith("$queue/"):
+        return topic[len("$queue/"):]
+    return topic
+
+
+def _nodes(client):
+    return [n["node"] for n in data(client, "/nodes/")]
+
+
+# ---------------------------------------------------------------------------
+# Determinism
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_seed_same_settings_same_answers(make_app, path):
+    first, second = make_app(nodes=2, clients=30, seed=7), make_app(nodes=2, clients=30, seed=7)
+    assert strip_times(data(first, path)) == strip_times(data(second, path))
+
+
+def test_seed_same_settings_same_bytes_for_stats(make_app, auth):
+    first, second = make_app(seed=11), make_app(seed=11)
+    assert (first.get(API + "/stats/", auth=auth).data
+            == second.get(API + "/stats/", auth=auth).data)
+
+
+@pytest.mark.parametrize("path", ["/connections/", "/sessions/", "/subscriptions/"])
+def test_seed_different_seed_different_data(make_app, path):
+    first, second = make_app(seed=1), make_app(seed=2)
+    assert strip_times(data(first, path)) != strip_times(data(second, path))
+
+
+@pytest.mark.parametrize(("nodes", "clients"), [(1, 50), (1, 5), (3, 20)])
+def test_seed_clients_setting_is_connections_per_node(make_app, nodes, clients):
+    client = make_app(nodes=nodes, clients=clients)
+    counts = Counter(c["node"] for c in data(client, "/connections/"))
+    assert len(counts) == nodes
+    assert set(counts.values()) == {clients}
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 4])
+def test_seed_nodes_setting_names_nodes(make_app, nodes):
+    client = make_app(nodes=nodes, clients=10)
+    assert _nodes(client) == [f"emqx@127.0.0.{i}" for i in range(1, nodes + 1)]
+
+
+# ---------------------------------------------------------------------------
+# The document's sample clients
+# ---------------------------------------------------------------------------
+
+
+def test_seed_doc_client_with_username(client):
+    [conn] = data(client, "/connections/emqx-api-test:v1")
+    assert strip_times(conn) == {
+        "clean_start": True, "client_id": "emqx-api-test:v1", "ipaddress": "127.0.0.1",
+        "is_bridge": False, "is_super": False, "keepalive": 60, "mountpoint": "undefined",
+        "node": NODE, "peercert": "nossl", "port": 64594, "proto_name": "MQTT", "proto_ver": 4,
+        "username": "emqx-api-test:v1", "will_topic": "undefined", "zone": "external"}
+
+
+def test_seed_doc_client_without_username(client):
+    [conn] = data(client, "/connections/mqttjs_406e3f9a")
+    assert strip_times(conn) == {
+        "clean_start": True, "client_id": "mqttjs_406e3f9a", "ipaddress": "127.0.0.1",
+        "is_bridge": False, "is_super": False, "keepalive": 60, "mountpoint": "undefined",
+        "node": NODE, "peercert": "nossl", "port": 64593, "proto_name": "MQTT", "proto_ver": 4,
+        "username": "undefined", "will_topic": "undefined", "zone": "external"}
+
+
+@pytest.mark.parametrize(("client_id", "username"), [
+    ("emqx-api-test:v1", "emqx-api-test:v1"), ("mqttjs_406e3f9a", "undefined")])
+def test_seed_doc_client_sessions(client, client_id, username):
+    [session] = data(client, f"/sessions/{client_id}")
+    assert (session["client_id"], session["username"], session["node"]) == (
+        client_id, username, NODE)
+    assert session["subscriptions_count"] == 1
+
+
+@pytest.mark.parametrize("client_id", ["emqx-api-test:v1", "mqttjs_406e3f9a"])
+def test_seed_doc_client_subscribed_to_test(client, client_id):
+    assert data(client, f"/subscriptions/{client_id}") == [
+        {"client_id": client_id, "node": NODE, "qos": 0, "topic": "/test"}]
+
+
+def test_seed_doc_clients_listed_first(client):
+    assert [c["client_id"] for c in data(client, "/connections/")[:2]] == [
+        "emqx-api-test:v1", "mqttjs_406e3f9a"]
+
+
+def test_seed_route_for_test_topic(client):
+    assert data(client, "/routes/%2Ftest") == [{"node": NODE, "topic": "/test"}]
+
+
+def test_seed_zero_clients_has_no_connections(make_app):
+    client = make_app(clients=0)
+    assert data(client, "/connections/") == []
+    assert data(client, "/sessions/") == []
+    assert data(client, "/routes/") == []
+
+
+# ---------------------------------------------------------------------------
+# Consistency (one node and three)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[1, 3], ids=["1node", "3nodes"])
+def cluster(request, make_app):
+    return make_app(nodes=request.param, clients=30)
+
+
+def _stats(client):
+    return {s["node"]: s for s in data(client, "/stats/")}
+
+
+def test_consistency_connections_count(cluster):
+    stats = _stats(cluster)
+    total = get_json(cluster, API + "/connections/")["meta"]["count"]
+    assert total == sum(s["connections/count"] for s in stats.values())
+    listed = {n["node"]: n["connections"] for n in data(cluster, "/nodes/")}
+    listeners = {e["node"]: e["listeners"] for e in data(cluster, "/listeners/")}
+    for node, node_stats in stats.items():
+        count = get_json(cluster, f"{API}/nodes/{node}/connections/")["meta"]["count"]
+        mqtt = sum(li["current_conns"] for li in listeners[node]
+                   if li["protocol"].startswith("mqtt:"))
+        assert node_stats["connections/count"] == count == listed[node] == mqtt
+        assert get_json(cluster, f"{API}/nodes/{node}")["data"]["connections"] == count
+
+
+def test_consistency_sessions_count(cluster):
+    stats = _stats(cluster)
+    total = get_json(cluster, API + "/sessions/")["meta"]["count"]
+    assert total == sum(s["sessions/count"] for s in stats.values())
+    for node, node_stats in stats.items():
+        body = get_json(cluster, f"{API}/nodes/{node}/sessions/")
+        assert node_stats["sessions/count"] == body["meta"]["count"] == len(body["data"])
+
+
+def test_consistency_persistent_sessions_count(cluster):
+    sessions = data(cluster, "/sessions/")
+    for node, node_stats in _stats(cluster).items():
+        persistent = [s for s in sessions if s["node"] == node and not s["clean_start"]]
+        assert node_stats["sessions/persistent/count"] == len(persistent)
+
+
+def test_consistency_subscriptions_count(cluster):
+    stats = _stats(cluster)
+    total = get_json(cluster, API + "/subscriptions/")["meta"]["count"]
+    assert total == sum(s["subscriptions/count"] for s in stats.values())
+    for node, node_stats in stats.items():
+        body = get_json(cluster, f"{API}/nodes/{node}/subscriptions/")
+        assert node_stats["subscriptions/count"] == body["meta"]["count"] == len(body["data"])
+        assert node_stats["subscribers/count"] == node_stats["subscriptions/count"]
+
+
+def test_consistency_shared_subscriptions_count(cluster):
+    subs = data(cluster, "/subscriptions/")
+    for node, node_stats in _stats(cluster).items():
+        shared = [s for s in subs if s["node"] == node
+                  and s["topic"].startswith(("$share/", "$queue/"))]
+        assert node_stats["subscriptions/shared/count"] == len(shared)
+
+
+def test_consistency_routes_count(cluster):
+    body = get_json(cluster, API + "/routes/")
+    for node_stats in _stats(cluster).values():
+        assert node_stats["routes/count"] == body["meta"]["count"] == len(body["data"])
+
+
+def test_consistency_topics_count_is_distinct_route_topics(cluster):
+    topics = {r["topic"] for r in data(cluster, "/routes/")}
+    for node_stats in _stats(cluster).values():
+        assert node_stats["topics/count"] == len(topics)
+
+
+def test_consistency_routes_follow_subscriptions(cluster):
+    routes = {(r["node"], r["topic"]) for r in data(cluster, "/routes/")}
+    needed = {(s["node"], _filter(s["topic"])) for s in data(cluster, "/subscriptions/")}
+    assert routes == needed
+
+
+def test_consistency_routes_unique_per_topic_and_node(cluster):
+    routes = [(r["node"], r["topic"]) for r in data(cluster, "/routes/")]
+    assert len(routes) == len(set(routes))
+
+
+def test_consistency_route_lookup_matches_list(cluster):
+    routes = data(cluster, "/routes/")
+    topic = routes[0]["topic"]
+    assert data(cluster, "/routes/" + quote(topic, safe="")) == [
+        r for r in routes if r["topic"] == topic]
+
+
+def test_consistency_max_at_least_count(cluster):
+    for node_stats in _stats(cluster).values():
+        for key, value in node_stats.items():
+            if key.endswith("/count"):
+                assert node_stats[key[:-len("count")] + "max"] >= value, key
+
+
+def test_consistency_retained_count_matches_metrics(cluster):
+    metrics = {m["node"]: m["metrics"] for m in data(cluster, "/metrics/")}
+    for node, node_stats in _stats(cluster).items():
+        assert metrics[node]["messages/retained"] == node_stats["retained/count"]
+
+
+def test_consistency_session_subscriptions_count(cluster):
+    per_client = Counter(s["client_id"] for s in data(cluster, "/subscriptions/"))
+    for session in data(cluster, "/sessions/"):
+        assert session["subscriptions_count"] == per_client[session["client_id"]], session
+
+
+def test_consistency_every_connection_has_a_matching_session(cluster):
+    sessions = {s["client_id"]: s for s in data(cluster, "/sessions/")}
+    for conn in data(cluster, "/connections/"):
+        session = sessions[conn["client_id"]]
+        assert (session["node"], session["username"], session["clean_start"]) == (
+            conn["node"], conn["username"], conn["clean_start"])
+
+
+def test_consistency_subscriptions_belong_to_sessions(cluster):
+    sessions = {s["client_id"]: s["node"] for s in data(cluster, "/sessions/")}
+    for sub in data(cluster, "/subscriptions/"):
+        assert sessions[sub["client_id"]] == sub["node"]
+
+
+def test_consistency_offline_persistent_sessions_exist(cluster):
+    connected = {c["client_id"] for c in data(cluster, "/connections/")}
+    offline = [s for s in data(cluster, "/sessions/") if s["client_id"] not in connected]
+    assert offline
+    for session in offline:
+        assert session["clean_start"] is False
+        assert session["expiry_interval"] == 7200
+
+
+def test_consistency_client_ids_unique(cluster):
+    ids = [c["client_id"] for c in data(cluster, "/sessions/")]
+    assert len(ids) == len(set(ids))
+
+
+def test_consistency_metrics_connect_counts(cluster):
+    stats = _stats(cluster)
+    for entry in data(cluster, "/metrics/"):
+        metrics = entry["metrics"]
+        assert metrics["packets/connect"] >= stats[entry["node"]]["sessions/count"]
+        assert metrics["packets/subscribe"] >= stats[entry["node"]]["subscriptions/count"]
+        assert metrics["messages/received"] == sum(
+            metrics[f"messages/qos{q}/received"] for q in range(3))
