@@ -718,8 +718,8 @@ def _seed_metrics(db, rng, node, populated=True):
 def split_share(topic):
     """`$share/g/t` -> ("t", "g"); `$queue/t` -> ("t", "$queue"); `t` -> ("t", None)."""
     if topic.startswith("$share/"):
-        _, group, rest = topic.split("/", 2)
-        return rest, group
+        parts = topic.split("/", 2)
+        return (parts[2] if len(parts) == 3 else ""), parts[1]
     if topic.startswith("$queue/"):
         return topic[len("$queue/"):], "$queue"
     return topic, None
@@ -1399,7 +1399,7 @@ def qos_param():
     value = params().get("qos", 0)
     if isinstance(value, str) and value.strip() in ("0", "1", "2"):
         value = int(value)
-    if isinstance(value, bool) or value not in (0, 1, 2):
+    if type(value) is not int or value not in (0, 1, 2):
         raise ApiError(BAD_PARAM, "'qos' must be 0, 1 or 2")
     return value
 
@@ -1413,12 +1413,11 @@ def bool_param(name, default=False):
     return value
 
 
-def topic_list(split=True):
-    """`topic` (else `topics`), comma-separated when `split`; 107 if neither is given."""
+def topic_list():
+    """`topic` (else `topics`), split on commas; 107 if neither is given."""
     p = params()
     name = "topic" if p.get("topic") is not None or "topics" not in p else "topics"
-    value = string_param(name)
-    return value.split(",") if split else [value]
+    return string_param(name).split(",")
 
 
 MAX_TOPIC_BYTES = 4096
@@ -1745,7 +1744,7 @@ def mqtt_subscribe():
 def mqtt_unsubscribe():
     """Unsubscribe a topic."""
     client_id = string_param("client_id")
-    (topic,) = topic_list(split=False)  # 3.0 does not split unsubscribe topics on commas
+    topic = string_param("topic")  # 3.0 reads only `topic` here, and does not split it
     if not valid_filter(topic):
         raise ApiError(BAD_TOPIC, "bad_topic")
     with transaction() as db:
@@ -2101,6 +2100,13 @@ def standin_index():
             {"method": "GET|DELETE", "path": "/_standin/journal",
              "descr": "The most recent API requests"},
         ]})
+
+
+@app.get("/_standin/openapi.json")
+def standin_openapi():
+    """The OpenAPI 3 description of the API and the controls (openapi.json)."""
+    with app.open_resource("openapi.json", "rb") as f:
+        return Response(f.read(), mimetype="application/json")
 
 
 @app.post("/_standin/reset")

@@ -101,8 +101,8 @@ def make_app(tmp_path, monkeypatch):
         path = str(tmp_path / f"standin-{next(counter)}.db")
         settings = {**DEFAULTS, "TESTING": True, "DATABASE": path, "SEED": seed,
                     "NODES": nodes, "CLIENTS": clients, **config}
-        for key in config:
-            monkeypatch.setitem(flask_app.config, key, flask_app.config.get(key))
+        for key in config:  # registered with monkeypatch so the test's end restores them
+            monkeypatch.setitem(flask_app.config, key, flask_app.config.get(key, config[key]))
         return _new_client(flask_app, settings)
 
     return factory

@@ -4,6 +4,7 @@ Over 200 writes of mixed kinds fired from 32 threads; every acknowledged ({"code
 must then be visible through the API, and the counters must add up exactly.
 """
 
+import json
 import os
 import random
 import signal
@@ -154,7 +155,7 @@ def test_concurrent_mixed_writes_are_all_visible_and_counters_add_up(server):
     acked = {}
     for kind, key, status, text in results:
         assert status == 200, (kind, key, status, text)
-        body = requests.models.complexjson.loads(text)
+        body = json.loads(text)
         if body.get("code") == 0:
             acked.setdefault(kind, []).append((key, body))
     # Every write here is valid and targets a distinct, existing object: all succeed.

@@ -138,9 +138,9 @@ def test_node_name_is_case_sensitive(client, auth):
 
 
 @pytest.mark.parametrize("client_id", ["a%2Fb", "a/b", "%00", "%zz", "x%20y", "%E2%9C%93"])
-@pytest.mark.parametrize("kind", ["connections", "sessions", "subscriptions"])
-def test_lookup_odd_client_ids_are_empty(client, kind, client_id):
-    assert data(client, f"/{kind}/{client_id}") == []
+def test_lookup_odd_client_ids_are_empty(client, client_id):
+    for kind in ("connections", "sessions", "subscriptions"):
+        assert data(client, f"/{kind}/{client_id}") == [], kind
 
 
 # ---------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_wrong_method_is_json_405(client, auth, method, path):
 
 @pytest.mark.parametrize("path", [
     "/connections/%E0%A4", "/sessions/%FF", "/subscriptions/%C3", "/routes/%E0",
-    f"/nodes/%E0%A4/stats/", f"/nodes/{NODE}/connections/%80", "/apps/%FF", "/routes/%",
+    "/nodes/%E0%A4/stats/", f"/nodes/{NODE}/connections/%80", "/apps/%FF", "/routes/%",
     "/connections/%%", "/routes/%2",
 ])
 def test_invalid_percent_encoding_is_not_a_500(client, auth, path):

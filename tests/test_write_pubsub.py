@@ -296,11 +296,23 @@ def test_offline_persistent_session_can_subscribe(c, world):
     assert routes_of(c, "zt/off") == [{"node": NODE, "topic": "zt/off"}]
 
 
-@pytest.mark.parametrize("topic", ["zt/#/x", "zt/a+", "zt/#,zt/ok/#/", "zt/ok,", "zt/a#"])
+INVALID_FILTERS = ["zt/#/x", "zt/a+", "zt/#,zt/ok/#/", "zt/ok,", "zt/a#", "$share/g",
+                   "$share/", "$share//zt", "$share/g/", "$share/+/zt", "$queue/"]
+
+
+@pytest.mark.parametrize("topic", INVALID_FILTERS)
 def test_invalid_filter_is_bad_topic_and_nothing_is_subscribed(c, world, topic):
     (cid,) = world.take_online(1)
     s0, subs0 = stats(c), client_subs(c, cid)
     assert sub(c, cid, topic) == {"code": 115, "message": "bad_topic"}
+    assert stats(c) == s0 and client_subs(c, cid) == subs0
+
+
+@pytest.mark.parametrize("topic", [t for t in INVALID_FILTERS if "," not in t])
+def test_invalid_filter_on_unsubscribe_is_bad_topic(c, world, topic):
+    (cid,) = world.take_online(1)
+    s0, subs0 = stats(c), client_subs(c, cid)
+    assert unsub(c, cid, topic) == {"code": 115, "message": "bad_topic"}
     assert stats(c) == s0 and client_subs(c, cid) == subs0
 
 

@@ -123,3 +123,20 @@ def test_a_bad_qos_publishes_nothing_even_with_valid_topics(c, untimed):
                json={"topic": "/test", "payload": "x", "qos": 7, "retain": True})
     assert r.get_json()["code"] == 108
     assert state(c, untimed) == before
+
+
+@pytest.mark.parametrize("qos", [1.0, 2.0, 0.0])
+def test_a_float_qos_equal_to_a_level_is_rejected_or_counted_consistently(c, qos):
+    """JSON `1.0`: either 108 with nothing changed, or QoS 1 everywhere: never a message
+    counted in messages/received but in none of messages/qos{0,1,2}/received."""
+    m0 = get_json(c, f"{API}/nodes/{NODE}/metrics/")["data"]
+    r = c.post(f"{API}/mqtt/publish", auth=AUTH, json={"topic": "zv/f", "qos": qos})
+    got = r.get_json()
+    m1 = get_json(c, f"{API}/nodes/{NODE}/metrics/")["data"]
+    d = {k: m1[k] - m0[k] for k in m1 if m1[k] != m0[k]}
+    if got["code"] == 108:
+        assert "qos" in got["message"] and d == {}
+    else:
+        assert got == {"code": 0}
+        assert d == {"messages/received": 1, f"messages/qos{int(qos)}/received": 1,
+                     "messages/dropped": 1}, d
