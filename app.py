@@ -485,31 +485,88 @@ def _schema_statements():
             statement = ""
 
 
+def build_world(db, seed, nodes, clients):
+    """Create the tables, seed them in bulk, index and count once, then arm the triggers.
+
+    Building indexes after a bulk load sorts once instead of inserting at random.
+    """
+    statements = list(_schema_statements())
+    later = [s for s in statements if s.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))]
+    triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]
+    for statement in statements:
+        if statement not in later and statement not in triggers:
+            db.execute(statement)
+    seed_cluster(db, seed, nodes, clients)
+    for statement in later:
+        db.execute(statement)
+    recount(db)
+    for statement in triggers:
+        db.execute(statement)
+
+
+def recount(db):
+    """Set every maintained counter from the rows themselves (high-water marks = counts)."""
+    db.execute("DELETE FROM routes")
+    db.execute("INSERT INTO routes (topic, node, refs) SELECT route_topic, node, count(*)"
+               " FROM subscriptions GROUP BY route_topic, node")
+    db.execute("DELETE FROM page_blocks")
+    for table in ("connections", "sessions", "subscriptions", "routes"):
+        db.execute(f"INSERT INTO page_blocks (tbl, node, block, n) SELECT '{table}', node,"
+                   f" id >> 10, count(*) FROM {table} GROUP BY node, id >> 10")
+    db.execute("UPDATE listeners SET current_conns ="
+               " (protocol = 'http:dashboard') + coalesce((SELECT n FROM (SELECT listener_id,"
+               " count(*) AS n FROM connections GROUP BY listener_id) WHERE listener_id ="
+               " listeners.id), 0)")
+    for column, sql in (
+            ("connections", "SELECT node, count(*) FROM connections GROUP BY node"),
+            ("sessions", "SELECT node, count(*) FROM sessions GROUP BY node"),
+            ("sessions_persistent",
+             "SELECT node, count(*) FROM sessions WHERE clean_start = 0 GROUP BY node"),
+            ("subscriptions", "SELECT node, count(*) FROM subscriptions GROUP BY node"),
+            ("subscriptions_shared", "SELECT node, count(*) FROM subscriptions"
+                                     " WHERE share IS NOT NULL GROUP BY node")):
+        db.execute(f"UPDATE node_stats SET {column}_count = 0")
+        db.executemany(f"UPDATE node_stats SET {column}_count = ? WHERE node = ?",
+                       [(n, node) for node, n in db.execute(sql).fetchall()])
+        db.execute(f"UPDATE node_stats SET {column}_max = max({column}_max, {column}_count)")
+    db.execute("UPDATE cluster_stats SET routes_count = (SELECT count(*) FROM routes),"
+               " topics_count = (SELECT count(DISTINCT topic) FROM routes),"
+               " retained_count = (SELECT count(*) FROM retained)")
+    db.execute("UPDATE cluster_stats SET routes_max = max(routes_max, routes_count),"
+               " topics_max = max(topics_max, topics_count),"
+               " retained_max = max(retained_max, retained_count)")
+
+
 def ensure_database(path, seed=None, nodes=None, clients=None):
     """Create the tables and seed the cluster once; safe when several workers race here.
 
     The first process to take the write lock builds everything in one transaction; the
-    others wait on the lock and then find the database seeded.
+    others wait on the lock and then find the database seeded. A new file is seeded with
+    SQLite's rollback journal (pages go straight to the file, not twice through a WAL) and
+    switched to WAL once seeded.
     """
     db = connect(path)
     try:
         db.execute("PRAGMA busy_timeout = 600000")
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA foreign_keys = OFF")  # bulk seeding; the rows are consistent
+        db.execute("PRAGMA synchronous = OFF")  # a crash mid-seed leaves nothing committed
+        db.execute("PRAGMA cache_size = -400000")  # seeding a million rows stays in memory
+        db.execute("PRAGMA temp_store = MEMORY")
         with transaction(db):
             seeded = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-            if seeded and db.execute("SELECT 1 FROM meta WHERE key = 'seed'").fetchone():
-                return False
-            for statement in _schema_statements():
-                db.execute(statement)
-            seed_cluster(
-                db,
-                app.config["SEED"] if seed is None else seed,
-                app.config["NODES"] if nodes is None else nodes,
-                app.config["CLIENTS"] if clients is None else clients,
-            )
-            return True
+            created = not (seeded and db.execute(
+                "SELECT 1 FROM meta WHERE key = 'seed'").fetchone())
+            if created:
+                build_world(
+                    db,
+                    app.config["SEED"] if seed is None else seed,
+                    app.config["NODES"] if nodes is None else nodes,
+                    app.config["CLIENTS"] if clients is None else clients,
+                )
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        return created
     finally:
         db.close()
 
@@ -539,46 +596,87 @@ def node_name(index):
     return f"emqx@127.0.0.{index}"
 
 
-def _client_subscriptions(rng, cid, kind, region):
-    """A device's plausible subscriptions: its own command topic, wildcards, shared groups."""
-    choices = [
-        (f"devices/{cid}/commands", 1),
-        (f"{kind}/{region}/+/status", 0),
-        (f"{kind}/{region}/#", 0),
-        ("$share/workers/jobs/new", 1),
-        ("$queue/tasks/ingest", 1),
-        (f"alerts/{region}", 2),
-        ("firmware/+/available", 1),
-    ]
-    count = rng.choice((0, 1, 1, 2, 2, 3))
-    return rng.sample(choices, count)
+SUBSCRIPTION_TEMPLATES = (
+    # (filter template, qos, shared): a device's own command topic, wildcards, shared groups.
+    ("devices/{cid}/commands", 1), ("{kind}/{region}/+/status", 0), ("{kind}/{region}/#", 0),
+    ("$share/workers/jobs/new", 1), ("$queue/tasks/ingest", 1), ("alerts/{region}", 2),
+    ("firmware/+/available", 1),
+)
+HEAP_SIZES = (233, 376, 610, 987, 1598)
+PROTO_VERS = (3, 4, 4, 4, 5, 5)
+KEEPALIVES = (30, 60, 60, 120, 300, 60)
+SUB_COUNTS = (0, 1, 1, 2, 2, 3)
+CHUNK = 20000
+ID_MULTIPLIER = 0x9E3779B97F  # odd, so k -> k * M mod 2**40 is a bijection: ids never collide
 
 
-def _insert_client(db, rng, node, listeners, now, cid, username, port, connected, clean):
-    """A session, and its connection when `connected`; `port` set means a document sample."""
-    proto_ver = 4 if port else rng.choice((3, 4, 4, 4, 5, 5))
-    keepalive = 60 if port else rng.choice((30, 60, 60, 120, 300))
-    kind = cid.split("-")[0].split("_")[0]
-    region = rng.choice(REGIONS)
-    created = now - rng.randint(5, 86400 * 3)
-    db.execute(
-        "INSERT INTO sessions (client_id, node, username, clean_start, created_at,"
-        " expiry_interval, heap_size, reductions, max_mqueue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (cid, node, username, int(clean), created, 0 if clean else 7200,
-         rng.choice((233, 376, 610, 987, 1598)), rng.randint(150, 90000), 1000))
-    if connected:
-        listener = listeners[TCP_LISTENER]
-        if not port and rng.random() < 0.15:
-            listener = listeners[WS_LISTENER]
-        ip = "127.0.0.1" if port else (f"{rng.choice((10, 172, 192))}.{rng.randint(0, 255)}"
-                                       f".{rng.randint(0, 255)}.{rng.randint(1, 254)}")
-        db.execute(
-            "INSERT INTO connections (client_id, node, listener_id, username, ipaddress, port,"
-            " proto_name, proto_ver, keepalive, clean_start, connected_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (cid, node, listener, username, ip, port or rng.randint(1024, 65535),
-             "MQIsdp" if proto_ver == 3 else "MQTT", proto_ver, keepalive, int(clean), created))
-    return kind, region
+def device_chunk(task):
+    """Rows of devices start..stop-1 of one node: (sessions, connections, subscriptions).
+
+    Self-contained (its own Random from the seed, node and start), so chunks can be made
+    in another process while SQLite stores the previous ones; same settings, same rows.
+    """
+    seed, index, start, stop, online, now, listeners, mask = task
+    rng = random.Random(f"{seed}:{index}:{start}")
+    node = node_name(index)
+    sessions, connections, subscriptions = [], [], []
+    shared = {t: split_share(t) for t, _ in SUBSCRIPTION_TEMPLATES if t.startswith("$")}
+    for k in range(start, stop):
+        r, r2 = rng.getrandbits(64), rng.getrandbits(64)
+        kind = CLIENT_KINDS[r & 7]
+        cid = f"{kind}-{(((index << 32 | k) * ID_MULTIPLIER) ^ mask) & 0xFFFFFFFFFF:010x}"
+        connected = k < online
+        clean = connected and (r >> 3) & 3 != 0
+        region = REGIONS[(r >> 5) % 6]
+        username = None if (r >> 8) % 10 < 3 else f"{kind}-user-{(r >> 12) % 999 + 1}"
+        created = now - 5 - (r >> 22) % (86400 * 3)
+        n_subs = SUB_COUNTS[(r >> 40) % 6]
+        queued = 0 if connected else (r2 >> 40) % 41
+        sessions.append((cid, node, username, int(clean), created, 0 if clean else 7200,
+                         HEAP_SIZES[(r >> 43) % 5], 150 + (r2 >> 46) % 90000,
+                         queued, queued, n_subs))
+        if connected:
+            proto_ver = PROTO_VERS[(r >> 49) % 6]
+            listener = listeners[WS_LISTENER if (r >> 52) % 100 < 15 else TCP_LISTENER]
+            ip = f"{(10, 172, 192)[(r >> 59) % 3]}.{(r2 >> 8) & 255}.{(r2 >> 16) & 255}." \
+                 f"{(r2 >> 24) % 254 + 1}"
+            connections.append((cid, node, listener, username, ip, 1024 + (r2 >> 32) % 64512,
+                                "MQIsdp" if proto_ver == 3 else "MQTT", proto_ver,
+                                KEEPALIVES[(r >> 56) % 6], int(clean), created))
+        picks = list(SUBSCRIPTION_TEMPLATES)
+        for j in range(n_subs):
+            template, qos = picks.pop((r2 >> (3 * j)) % len(picks))
+            if template in shared:
+                route, share = shared[template]
+                subscriptions.append((cid, node, template, qos, route, share))
+            else:
+                topic = template.format(cid=cid, kind=kind, region=region)
+                subscriptions.append((cid, node, topic, qos, topic, None))
+    return sessions, connections, subscriptions
+
+
+def device_chunks(tasks):
+    """Run device_chunk over the tasks, in order; a big seed is made in a second process."""
+    if sum(t[3] - t[2] for t in tasks) < 100_000:
+        yield from map(device_chunk, tasks)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        yield from pool.imap(device_chunk, tasks)
+
+
+SESSION_INSERT = (
+    "INSERT INTO sessions (client_id, node, username, clean_start, created_at, expiry_interval,"
+    " heap_size, reductions, enqueue_msg, mqueue_len, subscriptions_count)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+CONNECTION_INSERT = (
+    "INSERT INTO connections (client_id, node, listener_id, username, ipaddress, port,"
+    " proto_name, proto_ver, keepalive, clean_start, connected_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+SUBSCRIPTION_INSERT = (
+    "INSERT INTO subscriptions (client_id, node, topic, qos, route_topic, share)"
+    " VALUES (?, ?, ?, ?, ?, ?)")
 
 
 def seed_cluster(db, seed, nodes, clients):
@@ -589,7 +687,8 @@ def seed_cluster(db, seed, nodes, clients):
     for key, value in (("seed", seed), ("nodes", nodes), ("clients", clients),
                        ("created_at", now)):
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
-    used = set()
+    mask = rng.getrandbits(40)
+    tasks, totals = [], {}
     for index in range(1, nodes + 1):
         node = node_name(index)
         db.execute(
@@ -621,42 +720,33 @@ def seed_cluster(db, seed, nodes, clients):
             for position, (key, value, desc) in enumerate(items):
                 db.execute("INSERT INTO plugin_configs (node, plugin, position, key, value, desc)"
                            " VALUES (?, ?, ?, ?, ?, ?)", (node, plugin, position, key, value, desc))
-
-        subscriptions = []
         samples = DOC_CLIENTS[:clients] if index == 1 else ()
-        for cid, username, port in samples:
-            _insert_client(db, rng, node, listeners, now, cid, username, port, True, True)
-            used.add(cid)
-            subscriptions.append((cid, "/test", 0))
-        devices = clients - len(samples)
-        for k in range(devices + clients // 10):
-            kind = rng.choice(CLIENT_KINDS)
-            cid = f"{kind}-{rng.getrandbits(40):010x}"
-            while cid in used:
-                cid = f"{kind}-{rng.getrandbits(40):010x}"
-            used.add(cid)
-            connected = k < devices
-            clean = connected and rng.random() < 0.75
-            username = None if rng.random() < 0.3 else f"{kind}-user-{rng.randint(1, 999)}"
-            kind, region = _insert_client(db, rng, node, listeners, now, cid, username, 0,
-                                          connected, clean)
-            for topic, qos in _client_subscriptions(rng, cid, kind, region):
-                subscriptions.append((cid, topic, qos))
-            if not connected:
-                queued = rng.randint(0, 40)
-                db.execute("UPDATE sessions SET enqueue_msg = ?, mqueue_len = ? WHERE client_id = ?",
-                           (queued, queued, cid))
-        for cid, topic, qos in subscriptions:
-            route_topic, share = split_share(topic)
-            db.execute("INSERT INTO subscriptions (client_id, node, topic, qos, route_topic, share)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", (cid, node, topic, qos, route_topic, share))
-        _seed_metrics(db, rng, node, populated=clients > 0)
-        if index == 1 and clients:
-            db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
-                       " VALUES (?, ?, ?, ?, ?, ?)",
-                       (node, "cpu_high_watermark", "warning", "cpu_high_watermark",
-                        "CPU usage 83% is above the high watermark 80%", now - 600))
-
+        db.executemany(SESSION_INSERT, [(cid, node, user, 1, now - 3600, 0, 376, 203, 0, 0, 1)
+                                        for cid, user, _port in samples])
+        db.executemany(CONNECTION_INSERT, [
+            (cid, node, listeners[TCP_LISTENER], user, "127.0.0.1", port, "MQTT", 4, 60, 1,
+             now - 3600) for cid, user, port in samples])
+        db.executemany(SUBSCRIPTION_INSERT, [(cid, node, "/test", 0, "/test", None)
+                                             for cid, _user, _port in samples])
+        online = clients - len(samples)
+        total = online + clients // 10  # and a tenth more persistent sessions, offline
+        totals[node] = [len(samples)] * 3
+        tasks += [(seed, index, start, min(start + CHUNK, total), online, now,
+                   tuple(listeners), mask) for start in range(0, total, CHUNK)]
+    for task, (sessions, connections, subscriptions) in zip(tasks, device_chunks(tasks)):
+        db.executemany(SESSION_INSERT, sessions)
+        db.executemany(CONNECTION_INSERT, connections)
+        db.executemany(SUBSCRIPTION_INSERT, subscriptions)
+        counted = totals[node_name(task[1])]
+        for i, rows in enumerate((sessions, connections, subscriptions)):
+            counted[i] += len(rows)
+    for node, (sessions, connections, subscriptions) in totals.items():
+        _seed_metrics(db, rng, node, sessions, connections, subscriptions)
+    if clients:
+        db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
+                   " VALUES (?, ?, ?, ?, ?, ?)",
+                   (node_name(1), "cpu_high_watermark", "warning", "cpu_high_watermark",
+                    "CPU usage 83% is above the high watermark 80%", now - 600))
     for i in range(min(6, max(nodes * clients // 10, 2)) if clients else 0):
         region = REGIONS[i % len(REGIONS)]
         payload = json.dumps({"region": region, "online": True, "ts": now - i * 60})
@@ -679,18 +769,16 @@ def seed_cluster(db, seed, nodes, clients):
                ("admin", generate_password_hash("public", PASSWORD_METHOD), '"administrator"'))
 
 
-def _seed_metrics(db, rng, node, populated=True):
+def _seed_metrics(db, rng, node, sessions, connections, subs):
     """Counters of a node that has been up a while, consistent with its rows (0 if empty)."""
     values = dict.fromkeys(METRIC_KEYS, 0)
-    if not populated:
+    if not sessions:
         db.executemany("INSERT INTO metrics (node, key, value) VALUES (?, ?, ?)",
                        [(node, k, v) for k, v in values.items()])
         return
-    stats = db.execute("SELECT * FROM node_stats WHERE node = ?", (node,)).fetchone()
-    sessions, subs = stats["sessions_count"], stats["subscriptions_count"]
     gone = rng.randint(0, 5)
     values["packets/connect"] = values["packets/connack"] = sessions + gone
-    values["packets/disconnect/received"] = gone + sessions - stats["connections_count"]
+    values["packets/disconnect/received"] = gone + sessions - connections
     values["packets/subscribe"] = values["packets/suback"] = subs
     q = [rng.randint(0, 50 * (sessions + 1)) for _ in range(3)]
     for qos, n in enumerate(q):
@@ -2060,9 +2148,7 @@ def rebuild(db, seed, nodes, clients):
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
                                       " AND name NOT LIKE 'sqlite_%'").fetchall():
                 db.execute(f'DROP TABLE "{name}"')
-            for statement in _schema_statements():
-                db.execute(statement)
-            seed_cluster(db, seed, nodes, clients)
+            build_world(db, seed, nodes, clients)
     finally:
         db.execute("PRAGMA foreign_keys = ON")
 
@@ -2183,10 +2269,11 @@ def standin_connect():
         counts = Counter({(node, "packets/connect"): 1, (node, "packets/connack"): 1,
                           (node, "bytes/received"): 14 + len(client_id.encode())
                           + len((username or "").encode()), (node, "bytes/sent"): 4})
-        if _banned_now(db, "client_id", client_id) or _banned_now(db, "username", username) \
-                or _banned_now(db, "ip_address", ip):
+        refused = (_banned_now(db, "client_id", client_id) or _banned_now(db, "username", username)
+                   or _banned_now(db, "ip_address", ip))
+        if refused:  # counted like any CONNECT; returning commits the count
             bump(db, counts)
-            raise ApiError(403, "banned", 403)
+            return error_response(403, "banned", 403)
         old = db.execute("SELECT node FROM connections WHERE client_id = ?",
                          (client_id,)).fetchone()
         if old is not None:

@@ -1,4 +1,5 @@
 -- Tables of the EMQ X 3.0 stand-in. Idempotent: safe to run on every start, never drops data.
+-- A new database is seeded before the indexes of the big tables and the triggers exist.
 -- Counters that the API shows (stats, listener current_conns, session subscriptions_count,
 -- routes) are kept by the triggers at the end, so every write keeps every read consistent.
 
@@ -39,7 +40,7 @@ CREATE INDEX IF NOT EXISTS listeners_node ON listeners(node);
 
 CREATE TABLE IF NOT EXISTS sessions (
     id                INTEGER PRIMARY KEY,
-    client_id         TEXT NOT NULL UNIQUE,
+    client_id         TEXT NOT NULL,
     node              TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
     username          TEXT,
     clean_start       INTEGER NOT NULL,
@@ -60,11 +61,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     reductions        INTEGER NOT NULL,
     subscriptions_count INTEGER NOT NULL DEFAULT 0
 );
+CREATE UNIQUE INDEX IF NOT EXISTS sessions_client ON sessions(client_id);
 CREATE INDEX IF NOT EXISTS sessions_node ON sessions(node, id);
 
 CREATE TABLE IF NOT EXISTS connections (
     id           INTEGER PRIMARY KEY,
-    client_id    TEXT NOT NULL UNIQUE REFERENCES sessions(client_id) ON DELETE CASCADE,
+    client_id    TEXT NOT NULL REFERENCES sessions(client_id) ON DELETE CASCADE,
     node         TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
     listener_id  INTEGER NOT NULL REFERENCES listeners(id),
     username     TEXT,
@@ -81,6 +83,7 @@ CREATE TABLE IF NOT EXISTS connections (
     peercert     TEXT NOT NULL DEFAULT 'nossl',
     connected_at INTEGER NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS connections_client ON connections(client_id);
 CREATE INDEX IF NOT EXISTS connections_node ON connections(node, id);
 
 -- One row per (client, topic filter). route_topic is the filter without any $share/<group>/
@@ -92,11 +95,11 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     topic       TEXT NOT NULL,
     qos         INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),
     route_topic TEXT NOT NULL,
-    share       TEXT,
-    UNIQUE (client_id, topic)
+    share       TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS subscriptions_client ON subscriptions(client_id, topic);
 CREATE INDEX IF NOT EXISTS subscriptions_node ON subscriptions(node, id);
-CREATE INDEX IF NOT EXISTS subscriptions_route ON subscriptions(route_topic);
+CREATE INDEX IF NOT EXISTS subscriptions_route ON subscriptions(route_topic, node);
 
 CREATE TABLE IF NOT EXISTS routes (
     id    INTEGER PRIMARY KEY,
@@ -218,18 +221,34 @@ CREATE TABLE IF NOT EXISTS users (
     tags     TEXT NOT NULL DEFAULT 'null'
 );
 
--- Triggers: the counters every read shows follow the rows they count.
+-- Rows per block of 1024 ids, per list and node: finds the row at a deep page offset
+-- without walking every row before it.
+CREATE TABLE IF NOT EXISTS page_blocks (
+    tbl   TEXT NOT NULL,
+    node  TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (tbl, node, block)
+) WITHOUT ROWID;
+
+-- Triggers: the counters every read shows follow the rows they count. A new database is
+-- seeded before they exist (its counters are computed once, in bulk); from then on they
+-- keep every counter in step with every write.
 
 CREATE TRIGGER IF NOT EXISTS connection_added AFTER INSERT ON connections BEGIN
     UPDATE node_stats SET connections_count = connections_count + 1,
         connections_max = max(connections_max, connections_count + 1)
         WHERE node = NEW.node;
     UPDATE listeners SET current_conns = current_conns + 1 WHERE id = NEW.listener_id;
+    INSERT INTO page_blocks (tbl, node, block, n) VALUES ('connections', NEW.node, NEW.id >> 10, 1)
+        ON CONFLICT (tbl, node, block) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER IF NOT EXISTS connection_removed AFTER DELETE ON connections BEGIN
     UPDATE node_stats SET connections_count = connections_count - 1 WHERE node = OLD.node;
     UPDATE listeners SET current_conns = current_conns - 1 WHERE id = OLD.listener_id;
+    UPDATE page_blocks SET n = n - 1
+        WHERE tbl = 'connections' AND node = OLD.node AND block = OLD.id >> 10;
 END;
 
 CREATE TRIGGER IF NOT EXISTS session_added AFTER INSERT ON sessions BEGIN
@@ -239,12 +258,16 @@ CREATE TRIGGER IF NOT EXISTS session_added AFTER INSERT ON sessions BEGIN
         sessions_persistent_max = max(sessions_persistent_max,
                                       sessions_persistent_count + (NEW.clean_start = 0))
         WHERE node = NEW.node;
+    INSERT INTO page_blocks (tbl, node, block, n) VALUES ('sessions', NEW.node, NEW.id >> 10, 1)
+        ON CONFLICT (tbl, node, block) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER IF NOT EXISTS session_removed AFTER DELETE ON sessions BEGIN
     UPDATE node_stats SET sessions_count = sessions_count - 1,
         sessions_persistent_count = sessions_persistent_count - (OLD.clean_start = 0)
         WHERE node = OLD.node;
+    UPDATE page_blocks SET n = n - 1
+        WHERE tbl = 'sessions' AND node = OLD.node AND block = OLD.id >> 10;
 END;
 
 CREATE TRIGGER IF NOT EXISTS subscription_added AFTER INSERT ON subscriptions BEGIN
@@ -258,6 +281,8 @@ CREATE TRIGGER IF NOT EXISTS subscription_added AFTER INSERT ON subscriptions BE
         WHERE client_id = NEW.client_id;
     INSERT INTO routes (topic, node) VALUES (NEW.route_topic, NEW.node)
         ON CONFLICT (topic, node) DO UPDATE SET refs = refs + 1;
+    INSERT INTO page_blocks (tbl, node, block, n) VALUES ('subscriptions', NEW.node, NEW.id >> 10, 1)
+        ON CONFLICT (tbl, node, block) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER IF NOT EXISTS subscription_removed AFTER DELETE ON subscriptions BEGIN
@@ -268,6 +293,8 @@ CREATE TRIGGER IF NOT EXISTS subscription_removed AFTER DELETE ON subscriptions 
         WHERE client_id = OLD.client_id;
     UPDATE routes SET refs = refs - 1 WHERE topic = OLD.route_topic AND node = OLD.node;
     DELETE FROM routes WHERE topic = OLD.route_topic AND node = OLD.node AND refs <= 0;
+    UPDATE page_blocks SET n = n - 1
+        WHERE tbl = 'subscriptions' AND node = OLD.node AND block = OLD.id >> 10;
 END;
 
 CREATE TRIGGER IF NOT EXISTS route_added AFTER INSERT ON routes BEGIN
@@ -276,11 +303,15 @@ CREATE TRIGGER IF NOT EXISTS route_added AFTER INSERT ON routes BEGIN
         topics_count = topics_count + (SELECT count(*) = 1 FROM routes WHERE topic = NEW.topic),
         topics_max = max(topics_max, topics_count
                          + (SELECT count(*) = 1 FROM routes WHERE topic = NEW.topic));
+    INSERT INTO page_blocks (tbl, node, block, n) VALUES ('routes', NEW.node, NEW.id >> 10, 1)
+        ON CONFLICT (tbl, node, block) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER IF NOT EXISTS route_removed AFTER DELETE ON routes BEGIN
     UPDATE cluster_stats SET routes_count = routes_count - 1,
         topics_count = topics_count - (SELECT count(*) = 0 FROM routes WHERE topic = OLD.topic);
+    UPDATE page_blocks SET n = n - 1
+        WHERE tbl = 'routes' AND node = OLD.node AND block = OLD.id >> 10;
 END;
 
 CREATE TRIGGER IF NOT EXISTS retained_added AFTER INSERT ON retained BEGIN

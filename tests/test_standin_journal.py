@@ -1,0 +1,193 @@
+"""GET/DELETE /_standin/journal: recent /api/v3/ requests, newest first, bounded, masked."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import AUTH, NODE, get_json
+
+pytestmark = pytest.mark.usefixtures("fast_hash")
+
+API = "/api/v3"
+ROOT = Path(__file__).resolve().parent.parent
+FIELDS = {"time", "method", "path", "query", "route", "status", "code", "duration_ms", "caller"}
+
+
+def journal(c, limit=None):
+    path = "/_standin/journal" + ("" if limit is None else f"?limit={limit}")
+    return get_json(c, path)["data"]
+
+
+def clear(c):
+    r = c.delete("/_standin/journal", auth=AUTH)
+    assert r.status_code == 200 and r.get_json()["code"] == 0
+
+
+def test_lists_calls_newest_first(client):
+    get_json(client, API + "/brokers/")  # the database exists
+    clear(client)
+    assert journal(client) == []
+    client.get(API + "/brokers/", auth=AUTH)
+    client.get(API + "/connections/?_page=2&_limit=5", auth=AUTH)
+    client.post(API + "/mqtt/publish", json={"topic": "j/1", "payload": "p"}, auth=AUTH)
+    client.get(API + "/nodes/emqx%40127.0.0.1", auth=AUTH)
+    client.delete(API + "/connections/no-such-client", auth=AUTH)
+    entries = journal(client)
+    assert len(entries) == 5
+    for e in entries:
+        assert FIELDS <= set(e), e
+        assert isinstance(e["duration_ms"], (int, float)) and e["duration_ms"] >= 0
+        assert isinstance(e["time"], str) and e["time"]
+        assert e["caller"] == "admin"
+    assert [(e["method"], e["route"], e["status"], e["code"]) for e in entries] == [
+        ("DELETE", "kickout_connection", 200, 112),
+        ("GET", "get_node", 200, 0),
+        ("POST", "mqtt_publish", 200, 0),
+        ("GET", "list_connections", 200, 0),
+        ("GET", "list_brokers", 200, 0),
+    ]
+    assert entries[3]["path"].rstrip("/") == API + "/connections"
+    assert entries[3]["query"] == "_page=2&_limit=5"
+    assert entries[4]["path"].rstrip("/") == API + "/brokers"
+    assert entries[4]["query"] == ""
+    assert entries[0]["path"] == API + "/connections/no-such-client"
+
+
+def test_limit(client):
+    clear(client)
+    for _ in range(6):
+        client.get(API + "/stats/", auth=AUTH)
+    client.get(API + "/nodes/", auth=AUTH)
+    entries = journal(client, limit=2)
+    assert [e["route"] for e in entries] == ["list_nodes", "list_stats"]
+    assert len(journal(client, limit=100)) == 7
+    assert journal(client, limit=1)[0]["route"] == "list_nodes"
+
+
+def test_bad_limit(client):
+    for value in ("0", "-1", "x"):
+        r = client.get(f"/_standin/journal?limit={value}", auth=AUTH)
+        assert r.status_code < 500 and r.get_json()["code"] != 0, value
+
+
+def test_controls_and_status_are_not_journaled(client):
+    clear(client)
+    client.get("/_standin", auth=AUTH)
+    client.get("/_standin/faults", auth=AUTH)
+    client.post("/_standin/clients", json={"client_id": "j-dev"}, auth=AUTH)
+    client.get("/status")
+    client.get(API + "/brokers/", auth=AUTH)
+    entries = journal(client)
+    assert [e["route"] for e in entries] == ["list_brokers"]
+    assert all(e["path"].startswith("/api/v3") for e in journal(client))
+
+
+def test_unknown_paths_and_errors_are_journaled(client):
+    clear(client)
+    client.get(API + "/no/such/route", auth=AUTH)
+    client.get(API + "/brokers/")  # no credentials
+    entries = journal(client)
+    assert [e["status"] for e in entries] == [401, 404]
+    assert entries[1]["path"] == API + "/no/such/route"
+    assert entries[1]["code"] == 404
+
+
+def test_bounded_by_config(make_app):
+    c = make_app(clients=5, JOURNAL_SIZE=5)
+    get_json(c, API + "/brokers/")
+    clear(c)
+    for i in range(12):
+        c.get(f"{API}/connections/?_limit={i + 1}", auth=AUTH)
+    entries = journal(c, limit=1000)
+    assert len(entries) == 5
+    assert [e["query"] for e in entries] == [f"_limit={i}" for i in (12, 11, 10, 9, 8)]
+    assert get_json(c, "/_standin")["data"]["journal_size"] == 5
+
+
+def test_bounded_by_monkeypatched_config(client, app, monkeypatch):
+    monkeypatch.setitem(app.config, "JOURNAL_SIZE", 3)
+    for _ in range(10):
+        client.get(API + "/brokers/", auth=AUTH)
+    client.get(API + "/nodes/", auth=AUTH)
+    entries = journal(client, limit=50)
+    assert [e["route"] for e in entries] == ["list_nodes", "list_brokers", "list_brokers"]
+
+
+@pytest.mark.parametrize("env,expected", [(None, 1000), ("7", 7)])
+def test_bound_from_environment(env, expected):
+    """Default 1000; STANDIN_JOURNAL_SIZE sets it (read when the app is imported)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
+    if env is not None:
+        environ["STANDIN_JOURNAL_SIZE"] = env
+    out = subprocess.run(
+        [sys.executable, "-c", "import app; print(app.app.config['JOURNAL_SIZE'])"],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == str(expected)
+
+
+def test_secrets_are_masked(client):
+    get_json(client, API + "/brokers/")
+    clear(client)
+    secrets = ("pw-hunter2", "new-pw-zebra", "app-secret-42", "qs-secret-77")
+    client.post(API + "/users/", json={"username": "jo", "password": "pw-hunter2",
+                                       "tags": "ops"}, auth=AUTH)
+    client.put(API + "/change_pwd/jo", json={"old_pwd": "pw-hunter2",
+                                             "new_pwd": "new-pw-zebra"}, auth=AUTH)
+    client.post(API + "/apps/", json={"app_id": "japp", "secret": "app-secret-42",
+                                      "name": "n"}, auth=AUTH)
+    client.post(API + "/auth", json={"username": "jo", "password": "new-pw-zebra"})
+    client.get(API + "/brokers/?password=qs-secret-77&x=1", auth=AUTH)
+    # The caller's own password (Basic auth) is not recorded either.
+    client.get(API + "/brokers/", auth=("jo", "new-pw-zebra"))
+    entries = journal(client)
+    assert len(entries) == 6
+    text = json.dumps(entries)
+    for secret in secrets:
+        assert secret not in text, secret
+    # The non-secret parts stay readable.
+    bodies = {e["route"]: e.get("body") for e in entries}
+    assert "jo" in (bodies["create_user"] or "")
+    assert "japp" in (bodies["add_app"] or "")
+    assert "x=1" in entries[1]["query"]
+    assert "password" in entries[1]["query"]
+    assert entries[0]["caller"] == "jo"
+
+
+def test_large_bodies_are_cut(client):
+    clear(client)
+    payload = "A" * 200_000
+    r = client.post(API + "/mqtt/publish", json={"topic": "j/big", "payload": payload},
+                    auth=AUTH)
+    assert r.status_code == 200
+    (entry,) = journal(client)
+    assert entry["route"] == "mqtt_publish"
+    assert len(entry.get("body") or "") <= 4096
+
+
+def test_clear(client):
+    client.get(API + "/brokers/", auth=AUTH)
+    assert journal(client)
+    clear(client)
+    assert journal(client) == []
+    client.get(API + "/nodes/", auth=AUTH)
+    assert [e["route"] for e in journal(client)] == ["list_nodes"]
+
+
+def test_journal_needs_auth(client):
+    for method in ("GET", "DELETE"):
+        r = client.open("/_standin/journal", method=method)
+        assert r.status_code == 401
+    client.get(API + "/brokers/", auth=AUTH)
+    assert journal(client)
+
+
+def test_node_names_and_topics_in_paths(client):
+    clear(client)
+    client.get(f"{API}/nodes/{NODE}/stats/", auth=AUTH)
+    client.get(f"{API}/routes/%2Ftest", auth=AUTH)
+    entries = journal(client)
+    assert [e["route"] for e in entries] == ["lookup_routes", "lookup_node_stats"]
