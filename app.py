@@ -949,11 +949,38 @@ def paginated(view):
     return wrapper
 
 
-def fetch_page(sql, args, count):
-    """One page of `sql` (already ordered) plus the broker's meta."""
+DEEP_OFFSET = 4096
+
+
+def fetch_page(table, columns, where, args, count, indexed=True):
+    """One page of `table` rows matching `where`, in id order, plus the broker's meta.
+
+    A deep page of an `indexed` table (one kept in page_blocks) starts from the block that
+    holds its first row, so the last page of a million rows costs what the first one does.
+    """
     offset = (max(g.page, 1) - 1) * g.limit
-    rows = get_db().execute(f"{sql} LIMIT ? OFFSET ?", (*args, g.limit, offset)).fetchall()
+    db = get_db()
+    start = 0
+    if indexed and offset >= DEEP_OFFSET:
+        start, offset = _seek(db, table, where, args, offset)
+    if start is None:
+        rows = []
+    else:
+        rows = db.execute(f"SELECT {columns} FROM {table} WHERE {where} AND id >= ?"
+                          " ORDER BY id LIMIT ? OFFSET ?",
+                          (*args, start, g.limit, offset)).fetchall()
     return rows, {"page": g.page, "limit": g.limit, "count": count}
+
+
+def _seek(db, table, where, args, offset):
+    """(first id of the block holding row number `offset`, offset left within it)."""
+    passed = 0
+    for block, n in db.execute(f"SELECT block, sum(n) FROM page_blocks WHERE tbl = ? AND"
+                               f" {where} GROUP BY block ORDER BY block", (table, *args)):
+        if passed + n > offset:
+            return block << 10, offset - passed
+        passed += n
+    return None, 0
 
 
 # ---------------------------------------------------------------------------
@@ -1274,8 +1301,7 @@ def _list_rows(table, serializer, count_column, node):
     if node is not None:
         node_row(node)
     where, args = node_filter(node)
-    rows, meta = fetch_page(f"SELECT * FROM {table} WHERE {where} ORDER BY id", args,
-                            stat_total(count_column, node))
+    rows, meta = fetch_page(table, "*", where, args, stat_total(count_column, node))
     return ok([serializer(r) for r in rows], meta)
 
 
@@ -1342,8 +1368,7 @@ def list_routes():
         count = get_db().execute("SELECT routes_count FROM cluster_stats").fetchone()[0]
     else:  # a stopped node's routes leave the cluster table
         count = get_db().execute(f"SELECT count(*) FROM routes WHERE {where}", args).fetchone()[0]
-    rows, meta = fetch_page(f"SELECT topic, node FROM routes WHERE {where} ORDER BY id",
-                            args, count)
+    rows, meta = fetch_page("routes", "topic, node", where, args, count)
     return ok([route_json(r) for r in rows], meta)
 
 
@@ -1415,8 +1440,7 @@ def list_banned():
     now = time.time()
     count = get_db().execute(f"SELECT count(*) FROM banned WHERE {BANNED_ACTIVE}",
                              (now,)).fetchone()[0]
-    rows, meta = fetch_page(f"SELECT * FROM banned WHERE {BANNED_ACTIVE} ORDER BY id",
-                            (now,), count)
+    rows, meta = fetch_page("banned", "*", BANNED_ACTIVE, (now,), count, indexed=False)
     return ok([banned_json(r) for r in rows], meta)
 
 
