@@ -31,6 +31,7 @@ from flask import Flask
 from flask import Response
 from flask import g
 from flask import request
+from flask import send_from_directory
 from flask_httpauth import HTTPBasicAuth
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
@@ -889,7 +890,7 @@ def journal_request(response):
     if request.path.startswith("/api/v3"):
         try:
             record_request(response)
-        except sqlite3.Error:
+        except Exception:  # the journal never costs the caller its answer
             app.logger.exception("journal write failed")
     return response
 
@@ -930,9 +931,9 @@ def _int_param(name, default, minimum):
         value = int(text)
     if not isinstance(value, int):
         raise ApiError(BAD_PARAM, f"'{name}' must be an integer")
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise ApiError(BAD_PARAM, f"'{name}' must be at least {minimum}")
-    if value > 2 ** 62:
+    if abs(value) > 2 ** 62:
         raise ApiError(BAD_PARAM, f"'{name}' is too large")
     return value
 
@@ -942,7 +943,7 @@ def paginated(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        g.page = _int_param("_page", 1, -(2 ** 62))
+        g.page = _int_param("_page", 1, None)
         g.limit = _int_param("_limit", app.config["MAX_ROW_LIMIT"], 1)
         return view(*args, **kwargs)
 
@@ -2519,6 +2520,8 @@ def _masked(value):
 
 
 def _journal_body():
+    if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+        return f"<{request.content_length} bytes: too large, not read>"
     raw = request.get_data(cache=True)
     if not raw:
         return None
@@ -2573,6 +2576,34 @@ def standin_clear_journal():
     with transaction() as db:
         db.execute("DELETE FROM journal")
     return ok()
+
+
+# ---------------------------------------------------------------------------
+# Pages: the live overview (/) and the API explorer (/_standin/docs)
+# ---------------------------------------------------------------------------
+
+
+@app.get("/")
+@app.get("/dashboard")
+def overview():
+    """The live overview page; it logs in through POST /api/v3/auth, then reads the API."""
+    return app.send_static_file("index.html")
+
+
+@app.get("/_standin/docs")
+def standin_docs():
+    """Swagger UI over /_standin/openapi.json (assets from the swagger-ui-bundle package)."""
+    return app.send_static_file("docs.html")
+
+
+@app.get("/_standin/docs/<path:filename>")
+def standin_docs_asset(filename):
+    """Swagger UI's own files, served from the installed package (nothing from the internet)."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        raise not_found() from None
+    return send_from_directory(swagger_ui_path, filename)
 
 
 if __name__ == "__main__":

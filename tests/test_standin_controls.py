@@ -229,8 +229,10 @@ def test_reset_restores_the_exact_seeded_state(make_app, untimed):
 def test_reset_body_is_byte_identical_on_stable_reads(make_app):
     """Reads without clock values give the same bytes after a reset."""
     c = make_app(nodes=2, clients=20)
-    stable = [API + p for p in ("/connections/", "/subscriptions/", "/routes/", "/stats/",
-                                "/metrics/", "/listeners/", "/plugins/", "/banned/", "/apps/",
+    # /connections/ (connected_at) and /banned/ (until) follow the clock: compared untimed
+    # in test_reset_restores_the_exact_seeded_state, not byte for byte here.
+    stable = [API + p for p in ("/subscriptions/", "/routes/", "/stats/",
+                                "/metrics/", "/listeners/", "/plugins/", "/apps/",
                                 "/users/", "/configs/",
                                 f"/nodes/{NODE}/plugin_configs/emqx_retainer")]
     before = {p: c.get(p, auth=AUTH).data for p in stable}
