@@ -486,7 +486,7 @@ def _schema_statements():
             statement = ""
 
 
-def build_world(db, seed, nodes, clients):
+def build_world(db, seed, nodes, clients, progress=None):
     """Create the tables, seed them in bulk, index and count once, then arm the triggers.
 
     Building indexes after a bulk load sorts once instead of inserting at random.
@@ -497,7 +497,7 @@ def build_world(db, seed, nodes, clients):
     for statement in statements:
         if statement not in later and statement not in triggers:
             db.execute(statement)
-    seed_cluster(db, seed, nodes, clients)
+    seed_cluster(db, seed, nodes, clients, progress)
     for statement in later:
         db.execute(statement)
     recount(db)
@@ -538,7 +538,7 @@ def recount(db):
                " retained_max = max(retained_max, retained_count)")
 
 
-def ensure_database(path, seed=None, nodes=None, clients=None):
+def ensure_database(path, seed=None, nodes=None, clients=None, progress=None):
     """Create the tables and seed the cluster once; safe when several workers race here.
 
     The first process to take the write lock builds everything in one transaction; the
@@ -564,20 +564,13 @@ def ensure_database(path, seed=None, nodes=None, clients=None):
                     app.config["SEED"] if seed is None else seed,
                     app.config["NODES"] if nodes is None else nodes,
                     app.config["CLIENTS"] if clients is None else clients,
+                    progress,
                 )
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
         return created
     finally:
         db.close()
-
-
-@app.cli.command("init-db")
-def init_db_command():
-    """Create and seed the database (STANDIN_DB) unless it exists already."""
-    created = ensure_database(app.config["DATABASE"])
-    click.echo(("Created and seeded " if created else "Already initialised: ")
-               + app.config["DATABASE"])
 
 
 # ---------------------------------------------------------------------------
@@ -680,8 +673,11 @@ SUBSCRIPTION_INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?)")
 
 
-def seed_cluster(db, seed, nodes, clients):
-    """Fill an empty database with the synthetic cluster: same settings, same rows."""
+def seed_cluster(db, seed, nodes, clients, progress=None):
+    """Fill an empty database with the synthetic cluster: same settings, same rows.
+
+    `progress(n)` is told of every n devices stored (the CLI draws a bar with it).
+    """
     rng = random.Random(seed)
     now = int(time.time())
     db.execute("INSERT INTO cluster_stats (id) VALUES (1)")
@@ -741,6 +737,8 @@ def seed_cluster(db, seed, nodes, clients):
         counted = totals[node_name(task[1])]
         for i, rows in enumerate((sessions, connections, subscriptions)):
             counted[i] += len(rows)
+        if progress:
+            progress(len(sessions))
     for node, (sessions, connections, subscriptions) in totals.items():
         _seed_metrics(db, rng, node, sessions, connections, subscriptions)
     if clients:
@@ -2161,7 +2159,7 @@ def settings(db=None):
             "clients": int(meta["clients"])}
 
 
-def rebuild(db, seed, nodes, clients):
+def rebuild(db, seed, nodes, clients, progress=None):
     """Replace the whole world by a freshly seeded one, in a single transaction.
 
     Readers in other workers keep seeing the old world until the commit (WAL snapshots),
@@ -2173,7 +2171,7 @@ def rebuild(db, seed, nodes, clients):
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
                                       " AND name NOT LIKE 'sqlite_%'").fetchall():
                 db.execute(f'DROP TABLE "{name}"')
-            build_world(db, seed, nodes, clients)
+            build_world(db, seed, nodes, clients, progress)
     finally:
         db.execute("PRAGMA foreign_keys = ON")
 
@@ -2230,27 +2228,6 @@ def standin_reset():
     clients = _int_setting(body, "clients", current["clients"], 0, 2_000_000)
     rebuild(get_db(), seed, nodes, clients)
     return ok({"seed": seed, "nodes": nodes, "clients": clients})
-
-
-@app.cli.command("reset")
-@click.option("--seed", type=int, default=None, help="Random seed (default: current).")
-@click.option("--nodes", type=int, default=None, help="Node count (default: current).")
-@click.option("--clients", type=int, default=None, help="Clients per node (default: current).")
-def reset_command(seed, nodes, clients):
-    """Rebuild the database's synthetic cluster from scratch."""
-    path = app.config["DATABASE"]
-    ensure_database(path)
-    db = connect(path)
-    try:
-        current = settings(db)
-        new = {"seed": current["seed"] if seed is None else seed,
-               "nodes": current["nodes"] if nodes is None else nodes,
-               "clients": current["clients"] if clients is None else clients}
-        rebuild(db, **new)
-    finally:
-        db.close()
-    click.echo(f"Reset {path}: seed {new['seed']}, {new['nodes']} node(s),"
-               f" {new['clients']} client(s) per node")
 
 
 def _banned_now(db, kind, who):
@@ -2604,6 +2581,146 @@ def standin_docs_asset(filename):
     except ImportError:
         raise not_found() from None
     return send_from_directory(swagger_ui_path, filename)
+
+
+# ---------------------------------------------------------------------------
+# Command line (flask --app app <command>)
+# ---------------------------------------------------------------------------
+
+
+def _seed_with_bar(path, seed, nodes, clients, fresh):
+    """Create or rebuild the database, with a progress bar for the devices."""
+    with click.progressbar(length=nodes * (clients + clients // 10), label="Seeding devices",
+                           show_pos=True) as bar:
+        if fresh:
+            ensure_database(path, seed, nodes, clients, progress=bar.update)
+        else:
+            db = connect(path)
+            try:
+                rebuild(db, seed, nodes, clients, progress=bar.update)
+            finally:
+                db.close()
+    click.echo(f"{path}: seed {seed}, {nodes} node(s), {clients} client(s) per node")
+
+
+def _database_settings(path):
+    ensure_database(path)
+    db = connect(path)
+    try:
+        return settings(db)
+    finally:
+        db.close()
+
+
+@app.cli.command("init-db")
+def init_db_command():
+    """Create and seed the database (STANDIN_DB) unless it exists already."""
+    path = app.config["DATABASE"]
+    if os.path.exists(path) and os.path.getsize(path):
+        created = ensure_database(path)
+        click.echo(("Created and seeded " if created else "Already initialised: ") + path)
+        return
+    _seed_with_bar(path, app.config["SEED"], app.config["NODES"], app.config["CLIENTS"], True)
+
+
+@app.cli.command("seed")
+@click.option("--clients", type=click.IntRange(0), default=None,
+              help="Connected clients per node (default: STANDIN_CLIENTS).")
+@click.option("--nodes", type=click.IntRange(1, 64), default=None,
+              help="Node count (default: STANDIN_NODES).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: STANDIN_SEED).")
+def seed_command(clients, nodes, seed):
+    """Build the database with these settings, replacing whatever it held."""
+    path = app.config["DATABASE"]
+    fresh = not (os.path.exists(path) and os.path.getsize(path))
+    _seed_with_bar(path, app.config["SEED"] if seed is None else seed,
+                   app.config["NODES"] if nodes is None else nodes,
+                   app.config["CLIENTS"] if clients is None else clients, fresh)
+
+
+@app.cli.command("reset")
+@click.option("--seed", type=int, default=None, help="Random seed (default: current).")
+@click.option("--nodes", type=click.IntRange(1, 64), default=None,
+              help="Node count (default: current).")
+@click.option("--clients", type=click.IntRange(0), default=None,
+              help="Clients per node (default: current).")
+def reset_command(seed, nodes, clients):
+    """Rebuild the synthetic cluster from scratch, keeping the current settings by default."""
+    path = app.config["DATABASE"]
+    current = _database_settings(path)
+    _seed_with_bar(path, current["seed"] if seed is None else seed,
+                   current["nodes"] if nodes is None else nodes,
+                   current["clients"] if clients is None else clients, False)
+
+
+@app.cli.command("status")
+def status_command():
+    """Print the database's settings and what it holds."""
+    path = app.config["DATABASE"]
+    current = _database_settings(path)
+    db = connect(path)
+    try:
+        click.echo(f"database  {path}")
+        click.echo(f"settings  seed {current['seed']}, {current['nodes']} node(s),"
+                   f" {current['clients']} client(s) per node")
+        for row in db.execute("SELECT n.name, n.node_status, s.* FROM nodes n"
+                              " JOIN node_stats s ON s.node = n.name ORDER BY n.position"):
+            click.echo(f"node      {row['name']} {row['node_status']}:"
+                       f" {row['connections_count']} connections,"
+                       f" {row['sessions_count']} sessions,"
+                       f" {row['subscriptions_count']} subscriptions")
+        cluster = db.execute("SELECT * FROM cluster_stats").fetchone()
+        click.echo(f"cluster   {cluster['routes_count']} routes, {cluster['topics_count']} topics,"
+                   f" {cluster['retained_count']} retained messages")
+        for table in ("banned", "apps", "users", "alarms"):
+            count = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            click.echo(f"{table:<9} {count}")
+    finally:
+        db.close()
+
+
+@app.cli.command("create-app")
+@click.argument("app_id")
+@click.option("--secret", default=None, help="AppSecret (default: generated like EMQ X's).")
+@click.option("--name", default=None, help="Application name.")
+@click.option("--desc", default="Application user", show_default=True, help="Description.")
+def create_app_command(app_id, secret, name, desc):
+    """Add an application (AppID/AppSecret for Basic auth) and print its secret."""
+    path = app.config["DATABASE"]
+    ensure_database(path)
+    secret = secret or generate_secret()
+    db = connect(path)
+    try:
+        with transaction(db):
+            db.execute("INSERT INTO apps (app_id, secret, name, desc, status, expired)"
+                       " VALUES (?, ?, ?, ?, 'true', 'null')",
+                       (app_id, secret, json.dumps(name or app_id), json.dumps(desc)))
+    except sqlite3.IntegrityError:
+        raise click.ClickException(f"application {app_id!r} exists already") from None
+    finally:
+        db.close()
+    click.echo(f"AppID: {app_id}\nAppSecret: {secret}")
+
+
+@app.cli.command("create-user")
+@click.argument("username")
+@click.password_option(help="Password (prompted when omitted).")
+@click.option("--tags", default="viewer", show_default=True, help="Tags shown by /users/.")
+def create_user_command(username, password, tags):
+    """Add a dashboard user (also accepted for Basic auth)."""
+    path = app.config["DATABASE"]
+    ensure_database(path)
+    db = connect(path)
+    try:
+        with transaction(db):
+            db.execute("INSERT INTO users (username, password, tags) VALUES (?, ?, ?)",
+                       (username, generate_password_hash(password, PASSWORD_METHOD),
+                        json.dumps(tags)))
+    except sqlite3.IntegrityError:
+        raise click.ClickException(f"user {username!r} exists already") from None
+    finally:
+        db.close()
+    click.echo(f"User {username} created")
 
 
 if __name__ == "__main__":
