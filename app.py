@@ -898,6 +898,10 @@ def journal_request(response):
 # ---------------------------------------------------------------------------
 
 
+def _no_constants(name):
+    raise ValueError(f"{name} is not JSON")
+
+
 def params():
     """Query parameters, then the JSON body's keys (the query wins, as in minirest)."""
     if "params" in g:
@@ -906,8 +910,8 @@ def params():
     body = request.get_data(cache=True)
     if body.strip():
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = json.loads(body, parse_constant=_no_constants)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(NOT_JSON, "request parameter is not a json", 400) from None
         if not isinstance(data, dict):
             raise ApiError(NOT_JSON, "request parameter is not a json", 400)
@@ -926,6 +930,8 @@ def _int_param(name, default, minimum):
         digits = text[1:] if text[:1] in "+-" else text
         if not digits.isdigit() or not digits.isascii():
             raise ApiError(BAD_PARAM, f"'{name}' must be an integer")
+        if len(digits.lstrip("0")) > 19:
+            raise ApiError(BAD_PARAM, f"'{name}' is too large")
         value = int(text)
     if not isinstance(value, int):
         raise ApiError(BAD_PARAM, f"'{name}' must be an integer")
@@ -960,7 +966,9 @@ def fetch_page(table, columns, where, args, count, indexed=True):
     offset = (max(g.page, 1) - 1) * g.limit
     db = get_db()
     start = 0
-    if indexed and offset >= DEEP_OFFSET:
+    if offset >= count:  # past the end (count is exact): nothing to read
+        start = None
+    elif indexed and offset >= DEEP_OFFSET:
         start, offset = _seek(db, table, where, args, offset)
     if start is None:
         rows = []
@@ -2503,8 +2511,9 @@ def _journal_body():
     if not raw:
         return None
     try:
-        text = json.dumps(_masked(json.loads(raw)), ensure_ascii=False)
-    except (ValueError, UnicodeDecodeError):
+        text = json.dumps(_masked(json.loads(raw, parse_constant=_no_constants)),
+                          ensure_ascii=False)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         text = "<not JSON>"
     return text if len(text) <= 1024 else text[:1024] + "…"
 
