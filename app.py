@@ -884,8 +884,9 @@ def authenticate():
 
 @app.after_request
 def journal_request(response):
-    """Every /api/v3/ request lands in the journal (controls and /status do not)."""
-    if request.path.startswith("/api/v3"):
+    """Every /api/v3/ request lands in the journal (controls, /status and the overview
+    page's own polling, marked X-Standin-Overview, do not)."""
+    if request.path.startswith("/api/v3") and "X-Standin-Overview" not in request.headers:
         try:
             record_request(response)
         except Exception:  # the journal never costs the caller its answer

@@ -191,3 +191,12 @@ def test_node_names_and_topics_in_paths(client):
     client.get(f"{API}/routes/%2Ftest", auth=AUTH)
     entries = journal(client)
     assert [e["route"] for e in entries] == ["lookup_routes", "lookup_node_stats"]
+
+
+def test_overview_page_polling_is_not_journaled(client):
+    """The overview marks its own reads; the journal keeps only the caller's requests."""
+    client.delete("/_standin/journal", auth=AUTH)
+    client.get("/api/v3/stats/", auth=AUTH, headers={"X-Standin-Overview": "1"})
+    client.get("/api/v3/nodes/", auth=AUTH)
+    entries = get_json(client, "/_standin/journal")["data"]
+    assert [e["path"] for e in entries] == ["/api/v3/nodes"]
