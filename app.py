@@ -34,6 +34,8 @@ from flask import request
 from flask import send_from_directory
 from flask_httpauth import HTTPBasicAuth
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError
 from werkzeug.security import check_password_hash
@@ -866,6 +868,8 @@ OPEN_PATHS = {("POST", "/api/v3/auth")}
 @app.before_request
 def authenticate():
     """Basic auth on every /api/v3/ path, known or not, before routing answers (as minirest)."""
+    if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+        raise RequestEntityTooLarge()  # also where the route would never read the body
     path = request.path
     if not (path.startswith("/api/v3") or path.startswith("/_standin")):
         return None
@@ -877,9 +881,19 @@ def authenticate():
             else _require_auth()
         if denied is not None:
             return denied
+    if isinstance(request.routing_exception, MethodNotAllowed) and _undecodable(path):
+        raise not_found()  # text that does not decode matches no route, for any method
     if path.startswith("/api/v3"):
         return inject_faults()
     return None
+
+
+def _undecodable(path):
+    try:
+        unquote(request.environ.get("PATH_INFO", path), errors="strict")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 @app.after_request
@@ -899,6 +913,28 @@ def journal_request(response):
 # ---------------------------------------------------------------------------
 
 
+def _not_unicode(data):
+    """The first top-level key whose key or value holds a lone surrogate, else None."""
+
+    def broken(value):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+            return False
+        if isinstance(value, list):
+            return any(broken(v) for v in value)
+        if isinstance(value, dict):
+            return any(broken(k) or broken(v) for k, v in value.items())
+        return False
+
+    for key, value in data.items():
+        if broken(key) or broken(value):
+            return key.encode("utf-8", "backslashreplace").decode()
+    return None
+
+
 def _no_constants(name):
     raise ValueError(f"{name} is not JSON")
 
@@ -916,6 +952,9 @@ def params():
             raise ApiError(NOT_JSON, "request parameter is not a json", 400) from None
         if not isinstance(data, dict):
             raise ApiError(NOT_JSON, "request parameter is not a json", 400)
+        bad = _not_unicode(data)
+        if bad is not None:
+            raise ApiError(BAD_PARAM, f"'{bad}' holds text that is not valid Unicode")
         for key, value in data.items():
             merged.setdefault(key, value)
     g.params = merged
@@ -2368,7 +2407,7 @@ def standin_raise_alarm():
 @app.delete("/_standin/alarms/<tail:alarm_id>")
 def standin_clear_alarm(alarm_id):
     """Clear an alarm (on every node, or on ?node=)."""
-    node = params().get("node")
+    node = string_param("node", required=False)
     with transaction() as db:
         if node is None:
             cur = db.execute("DELETE FROM alarms WHERE alarm_id = ?", (alarm_id,))
@@ -2512,8 +2551,7 @@ def _journal_body():
     if not raw:
         return None
     try:
-        text = json.dumps(_masked(json.loads(raw, parse_constant=_no_constants)),
-                          ensure_ascii=False)
+        text = json.dumps(_masked(json.loads(raw, parse_constant=_no_constants)))
     except (ValueError, UnicodeDecodeError, RecursionError):
         text = "<not JSON>"
     return text if len(text) <= 1024 else text[:1024] + "…"

@@ -32,6 +32,7 @@ def when_ready(server):
     server.log.info("database %s (created and seeded on first use), seed %s, %s node(s),"
                     " %s client(s) per node", config["DATABASE"], config["SEED"],
                     config["NODES"], config["CLIENTS"])
+    # A secret of your own (STANDIN_APP_SECRET) is never written to the log.
+    secret = "public" if config["APP_SECRET"] == "public" else "<STANDIN_APP_SECRET>"
     server.log.info("log in with the application %s / %s or the dashboard user admin / public"
-                    " (defaults; a seeded database keeps its own)",
-                    config["APP_ID"], config["APP_SECRET"])
+                    " (defaults; a seeded database keeps its own)", config["APP_ID"], secret)
