@@ -10,10 +10,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, so editing app.py does not reinstall them.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+COPY requirements-runtime.txt ./
+RUN pip install --no-cache-dir -r requirements-runtime.txt
 
-COPY app.py schema.sql gunicorn.conf.py ./
+COPY app.py schema.sql gunicorn.conf.py openapi.json ./
+COPY static ./static
 
 # Non-root; the database (and its -wal/-shm files) lives in /data, a volume it owns.
 RUN groupadd --system --gid 10001 standin \

@@ -13,6 +13,7 @@ worker_class = "sync"
 timeout = 60
 graceful_timeout = 10
 keepalive = 5
+limit_request_line = 8190  # long topics and client ids in paths (the most gunicorn allows)
 accesslog = "-"
 errorlog = "-"
 # The Apache combined format, plus the time taken in milliseconds.
