@@ -17,13 +17,17 @@ import ipaddress
 import json
 import os
 import random
+import re
 import secrets
 import sqlite3
 import threading
 import time
+from bisect import bisect_right
 from collections import Counter
 from contextlib import contextmanager
+from functools import cache
 from functools import wraps
+from itertools import accumulate
 from urllib.parse import unquote
 
 import click
@@ -454,6 +458,29 @@ def get_db():
     return g.db
 
 
+def get_journal():
+    """This thread's connection to the request journal, a file of its own beside the
+    database (`standin.db` -> `standin-journal.db`): recording a read never writes to, nor
+    waits on, the cluster's database."""
+    path = os.path.splitext(app.config["DATABASE"])[0] + "-journal.db"
+    cached = getattr(_local, "journal", None)
+    if cached is None or cached[0] != path or cached[1] != os.getpid():
+        if cached is not None and cached[1] == os.getpid():
+            cached[2].close()
+        db = connect(path)
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute(_journal_ddl())
+        cached = _local.journal = (path, os.getpid(), db)
+    return cached[2]
+
+
+@cache
+def _journal_ddl():
+    """The journal's CREATE TABLE, which schema.sql keeps with the others."""
+    return next(s for s in _schema_statements() if " journal (" in s.split("\n", 1)[0])
+
+
 @app.teardown_appcontext
 def release_db(exc=None):
     """Hand the connection back clean: no transaction survives a request."""
@@ -493,7 +520,7 @@ def build_world(db, seed, nodes, clients, progress=None):
 
     Building indexes after a bulk load sorts once instead of inserting at random.
     """
-    statements = list(_schema_statements())
+    statements = [s for s in _schema_statements() if s != _journal_ddl()]
     later = [s for s in statements if s.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))]
     triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]
     for statement in statements:
@@ -1020,14 +1047,27 @@ def fetch_page(table, columns, where, args, count, indexed=True):
 
 
 def _seek(db, table, where, args, offset):
-    """(first id of the block holding row number `offset`, offset left within it)."""
-    passed = 0
-    for block, n in db.execute(f"SELECT block, sum(n) FROM page_blocks WHERE tbl = ? AND"
-                               f" {where} GROUP BY block ORDER BY block", (table, *args)):
-        if passed + n > offset:
-            return block << 10, offset - passed
-        passed += n
-    return None, 0
+    """(first id of the block holding row number `offset`, offset left within it).
+
+    The running totals of the blocks are kept per thread (with its connection) until the
+    database changes: PRAGMA data_version moves on other connections' commits,
+    total_changes on this one's.
+    """
+    version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+    cache = _local.__dict__.setdefault("blocks", {})
+    key = (id(db), table, where, args)
+    hit = cache.get(key)
+    if hit is None or hit[0] != version:
+        rows = db.execute(f"SELECT block, sum(n) FROM page_blocks WHERE tbl = ? AND {where}"
+                          " GROUP BY block ORDER BY block", (table, *args)).fetchall()
+        if len(cache) > 64:
+            cache.clear()
+        hit = cache[key] = (version, [b for b, _ in rows], list(accumulate(n for _, n in rows)))
+    _, blocks, totals = hit
+    i = bisect_right(totals, offset)
+    if i == len(totals):
+        return None, 0
+    return blocks[i] << 10, offset - (totals[i - 1] if i else 0)
 
 
 # ---------------------------------------------------------------------------
@@ -1066,53 +1106,52 @@ def undefined(value):
     return "undefined" if value is None else value
 
 
-def connection_json(row):
-    return {
-        "clean_start": bool(row["clean_start"]),
-        "client_id": row["client_id"],
-        "connected_at": local_time(row["connected_at"]),
-        "ipaddress": row["ipaddress"],
-        "is_bridge": bool(row["is_bridge"]),
-        "is_super": bool(row["is_super"]),
-        "keepalive": row["keepalive"],
-        "mountpoint": undefined(row["mountpoint"]),
-        "node": row["node"],
-        "peercert": row["peercert"],
-        "port": row["port"],
-        "proto_name": row["proto_name"],
-        "proto_ver": row["proto_ver"],
-        "username": undefined(row["username"]),
-        # 3.0 GA no longer emits will_topic; the document shows it, so we keep it.
-        "will_topic": "undefined",
-        "zone": row["zone"],
-    }
+def _sql_bool(column):
+    return f"json(iif({column}, 'true', 'false'))"
 
 
-SESSION_INTS = ("awaiting_rel_len", "deliver_msg", "enqueue_msg", "expiry_interval",
-                "heap_size", "inflight_len", "mailbox_len", "max_awaiting_rel", "max_inflight",
-                "max_mqueue", "max_subscriptions", "mqueue_dropped", "mqueue_len")
+def _sql_time(column):
+    return f"strftime('%Y-%m-%d %H:%M:%S', {column}, 'unixepoch', 'localtime')"
 
 
-def session_json(row):
-    out = {"awaiting_rel_len": row["awaiting_rel_len"], "binding": "local",
-           "clean_start": bool(row["clean_start"]), "client_id": row["client_id"],
-           "created_at": local_time(row["created_at"])}
-    for key in SESSION_INTS[1:]:
-        out[key] = row[key]
-    out["node"] = row["node"]
-    out["reductions"] = row["reductions"]
-    out["subscriptions_count"] = row["subscriptions_count"]
-    out["username"] = undefined(row["username"])
-    return dict(sorted(out.items()))
+def _sql_object(*pairs):
+    """A json_object(...) expression from (key, SQL expression) pairs, in the given order."""
+    return "json_object(" + ", ".join(f"'{key}', {expr}" for key, expr in pairs) + ")"
 
 
-def subscription_json(row):
-    return {"client_id": row["client_id"], "node": row["node"], "qos": row["qos"],
-            "topic": row["topic"]}
+# Entities of the big tables are built as JSON text by SQLite itself, keys in the broker's
+# (alphabetical) order: a page of them never passes through Python dicts.
+CONNECTION_SQL = _sql_object(
+    ("clean_start", _sql_bool("clean_start")), ("client_id", "client_id"),
+    ("connected_at", _sql_time("connected_at")), ("ipaddress", "ipaddress"),
+    ("is_bridge", _sql_bool("is_bridge")), ("is_super", _sql_bool("is_super")),
+    ("keepalive", "keepalive"), ("mountpoint", "coalesce(mountpoint, 'undefined')"),
+    ("node", "node"), ("peercert", "peercert"), ("port", "port"),
+    ("proto_name", "proto_name"), ("proto_ver", "proto_ver"),
+    ("username", "coalesce(username, 'undefined')"),
+    # 3.0 GA no longer emits will_topic; the document shows it, so we keep it.
+    ("will_topic", "'undefined'"), ("zone", "zone"))
+SESSION_SQL = _sql_object(
+    ("awaiting_rel_len", "awaiting_rel_len"), ("binding", "'local'"),
+    ("clean_start", _sql_bool("clean_start")), ("client_id", "client_id"),
+    ("created_at", _sql_time("created_at")),
+    *((key, key) for key in ("deliver_msg", "enqueue_msg", "expiry_interval", "heap_size",
+                             "inflight_len", "mailbox_len", "max_awaiting_rel", "max_inflight",
+                             "max_mqueue", "max_subscriptions", "mqueue_dropped", "mqueue_len",
+                             "node", "reductions", "subscriptions_count")),
+    ("username", "coalesce(username, 'undefined')"))
+SUBSCRIPTION_SQL = _sql_object(("client_id", "client_id"), ("node", "node"), ("qos", "qos"),
+                               ("topic", "topic"))
+ROUTE_SQL = _sql_object(("node", "node"), ("topic", "topic"))
 
 
-def route_json(row):
-    return {"node": row["node"], "topic": row["topic"]}
+def raw_ok(items, meta=None):
+    """The success envelope around entities that are already JSON text."""
+    body = '{"code":0,"data":[' + ",".join(items) + "]"
+    if meta is not None:
+        body += (f',"meta":{{"page":{meta["page"]},"limit":{meta["limit"]},'
+                 f'"count":{meta["count"]}}}')
+    return app.response_class(body + "}\n", mimetype="application/json")
 
 
 def node_row(name, running=True):
@@ -1125,17 +1164,21 @@ def node_row(name, running=True):
     return row
 
 
+def _node_states():
+    """(name, node_status) of every node in cluster order, read once per request."""
+    if "node_states" not in g:
+        g.node_states = get_db().execute(
+            "SELECT name, node_status FROM nodes ORDER BY position").fetchall()
+    return g.node_states
+
+
 def running_nodes():
     """Names of the nodes that answer, in cluster order."""
-    if "running" not in g:
-        g.running = [r["name"] for r in get_db().execute(
-            "SELECT name FROM nodes WHERE node_status = 'Running' ORDER BY position")]
-    return g.running
+    return [name for name, status in _node_states() if status == "Running"]
 
 
 def _all_nodes_running():
-    total = get_db().execute("SELECT count(*) FROM nodes").fetchone()[0]
-    return total == len(running_nodes())
+    return all(status == "Running" for _name, status in _node_states())
 
 
 def node_filter(node=None):
@@ -1344,21 +1387,21 @@ def lookup_node_stats(node):
 # ---------------------------------------------------------------------------
 
 
-def _list_rows(table, serializer, count_column, node):
+def _list_rows(table, entity_sql, count_column, node):
     if node is not None:
         node_row(node)
     where, args = node_filter(node)
-    rows, meta = fetch_page(table, "*", where, args, stat_total(count_column, node))
-    return ok([serializer(r) for r in rows], meta)
+    rows, meta = fetch_page(table, entity_sql, where, args, stat_total(count_column, node))
+    return raw_ok([r[0] for r in rows], meta)
 
 
-def _lookup_rows(table, serializer, clientid, node):
+def _lookup_rows(table, entity_sql, clientid, node):
     if node is not None:
         node_row(node)
     where, args = node_filter(node)
-    rows = get_db().execute(f"SELECT * FROM {table} WHERE client_id = ? AND {where} ORDER BY id",
-                            (clientid, *args)).fetchall()
-    return ok([serializer(r) for r in rows])
+    rows = get_db().execute(f"SELECT {entity_sql} FROM {table} WHERE client_id = ? AND {where}"
+                            " ORDER BY id", (clientid, *args)).fetchall()
+    return raw_ok([r[0] for r in rows])
 
 
 @api("list_connections")
@@ -1366,14 +1409,14 @@ def _lookup_rows(table, serializer, clientid, node):
 @paginated
 def list_connections(node=None):
     """A list of connections in the cluster / on a node."""
-    return _list_rows("connections", connection_json, "connections_count", node)
+    return _list_rows("connections", CONNECTION_SQL, "connections_count", node)
 
 
 @api("lookup_connections")
 @api("lookup_node_connections")
 def lookup_connections(clientid, node=None):
     """Lookup a connection in the cluster / on a node."""
-    return _lookup_rows("connections", connection_json, clientid, node)
+    return _lookup_rows("connections", CONNECTION_SQL, clientid, node)
 
 
 @api("list_sessions")
@@ -1381,14 +1424,14 @@ def lookup_connections(clientid, node=None):
 @paginated
 def list_sessions(node=None):
     """A list of sessions in the cluster / on a node."""
-    return _list_rows("sessions", session_json, "sessions_count", node)
+    return _list_rows("sessions", SESSION_SQL, "sessions_count", node)
 
 
 @api("lookup_session")
 @api("lookup_node_session")
 def lookup_session(clientid, node=None):
     """Lookup a session in the cluster / on the node."""
-    return _lookup_rows("sessions", session_json, clientid, node)
+    return _lookup_rows("sessions", SESSION_SQL, clientid, node)
 
 
 @api("list_subscriptions")
@@ -1396,14 +1439,14 @@ def lookup_session(clientid, node=None):
 @paginated
 def list_subscriptions(node=None):
     """A list of subscriptions in the cluster / on a node."""
-    return _list_rows("subscriptions", subscription_json, "subscriptions_count", node)
+    return _list_rows("subscriptions", SUBSCRIPTION_SQL, "subscriptions_count", node)
 
 
 @api("lookup_client_subscriptions")
 @api("lookup_client_subscriptions_with_node")
 def lookup_client_subscriptions(clientid, node=None):
     """A list of subscriptions of a client (on the node)."""
-    return _lookup_rows("subscriptions", subscription_json, clientid, node)
+    return _lookup_rows("subscriptions", SUBSCRIPTION_SQL, clientid, node)
 
 
 @api("list_routes")
@@ -1415,17 +1458,17 @@ def list_routes():
         count = get_db().execute("SELECT routes_count FROM cluster_stats").fetchone()[0]
     else:  # a stopped node's routes leave the cluster table
         count = get_db().execute(f"SELECT count(*) FROM routes WHERE {where}", args).fetchone()[0]
-    rows, meta = fetch_page("routes", "topic, node", where, args, count)
-    return ok([route_json(r) for r in rows], meta)
+    rows, meta = fetch_page("routes", ROUTE_SQL, where, args, count)
+    return raw_ok([r[0] for r in rows], meta)
 
 
 @api("lookup_routes")
 def lookup_routes(topic):
     """Lookup routes to a topic."""
     where, args = node_filter()
-    rows = get_db().execute(f"SELECT topic, node FROM routes WHERE topic = ? AND {where}"
+    rows = get_db().execute(f"SELECT {ROUTE_SQL} FROM routes WHERE topic = ? AND {where}"
                             " ORDER BY id", (topic, *args)).fetchall()
-    return ok([route_json(r) for r in rows])
+    return raw_ok([r[0] for r in rows])
 
 
 # ---------------------------------------------------------------------------
@@ -2222,6 +2265,7 @@ def rebuild(db, seed, nodes, clients, progress=None):
             build_world(db, seed, nodes, clients, progress)
     finally:
         db.execute("PRAGMA foreign_keys = ON")
+    get_journal().execute("DELETE FROM journal")  # the journal starts over with the world
 
 
 def _int_setting(body, name, default, low, high):
@@ -2370,8 +2414,9 @@ def standin_connect():
             session = {"client_id": client_id, "node": node}
             for topic, qos in subs:
                 subscribe(db, session, topic, qos)
-        row = db.execute("SELECT * FROM connections WHERE client_id = ?", (client_id,)).fetchone()
-    return ok(connection_json(row))
+        row = db.execute(f"SELECT {CONNECTION_SQL} FROM connections WHERE client_id = ?",
+                         (client_id,)).fetchone()
+    return ok(json.loads(row[0]))
 
 
 @app.delete("/_standin/clients/<tail:clientid>")
@@ -2557,6 +2602,9 @@ def _journal_body():
     return text if len(text) <= 1024 else text[:1024] + "…"
 
 
+_CODE_PREFIX = re.compile(rb'\{"code":(-?\d+)')
+
+
 def record_request(response):
     """Append this API request to the bounded journal."""
     size = app.config["JOURNAL_SIZE"]
@@ -2564,18 +2612,16 @@ def record_request(response):
         return
     code = None
     if response.mimetype == "application/json" and not response.direct_passthrough:
-        try:
-            code = json.loads(response.get_data()).get("code")
-        except (ValueError, AttributeError):
-            code = None
+        match = _CODE_PREFIX.match(response.get_data()[:32])  # every envelope starts so
+        code = int(match.group(1)) if match else None
     user = auth.current_user() or {}
     started = g.get("started", time.perf_counter())
     query = request.query_string.decode("latin-1")
     query = "&".join(p if not any(s in p.split("=")[0].lower() for s in SECRET_KEYS)
                      else p.split("=")[0] + "=******" for p in query.split("&") if p)
-    with transaction() as db:
+    with transaction(get_journal()) as db:
         cur = db.execute(
-                "INSERT INTO journal (time, method, path, query, route, status, code,"
+            "INSERT INTO journal (time, method, path, query, route, status, code,"
             " duration_ms, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (time.time(), request.method, request.path, query, request.endpoint,
              response.status_code, code, round((time.perf_counter() - started) * 1000, 3),
@@ -2587,7 +2633,8 @@ def record_request(response):
 def standin_journal():
     """The most recent API requests, newest first."""
     limit = _int_param("limit", 100, 1)
-    rows = get_db().execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    rows = get_journal().execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?",
+                                 (limit,)).fetchall()
     return ok([{
         "time": local_time(r["time"]), "method": r["method"], "path": r["path"],
         "query": r["query"], "route": r["route"], "status": r["status"], "code": r["code"],
@@ -2598,8 +2645,7 @@ def standin_journal():
 @app.delete("/_standin/journal")
 def standin_clear_journal():
     """Forget the recorded requests."""
-    with transaction() as db:
-        db.execute("DELETE FROM journal")
+    get_journal().execute("DELETE FROM journal")
     return ok()
 
 

@@ -323,7 +323,8 @@ CREATE TRIGGER IF NOT EXISTS retained_removed AFTER DELETE ON retained BEGIN
     UPDATE cluster_stats SET retained_count = retained_count - 1;
 END;
 
--- Test-environment controls (/_standin/): the active fault settings and the request journal.
+-- Test-environment controls (/_standin/): the active fault settings, and the request journal,
+-- which lives in a file of its own beside the database (standin.db -> standin-journal.db).
 CREATE TABLE IF NOT EXISTS faults (
     id     INTEGER PRIMARY KEY CHECK (id = 1),
     config TEXT NOT NULL,

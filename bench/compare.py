@@ -1,0 +1,840 @@
+"""Side-by-side benchmark: the stand-in at several sizes, a Flask floor and json-server, one run.
+
+Usage:  .venv/bin/python bench/compare.py [--sizes 1000,100000,1000000] [--quick]
+            [--seconds 3] [--repeats 3] [--concurrency 8] [--generator auto|wrk|python]
+            [--peer-rows 100000] [--tmpdir DIR]
+        .venv/bin/python bench/compare.py --profile [--sizes 1000000] [--profile-n 1000]
+
+Not part of the test suite. Needs bench/node_modules (`cd bench && npm install`, json-server
+0.17) and preferably wrk (`apt-get install -y wrk`); without wrk a Python load generator
+(threads + http.client) is used for every target, which shares the CPUs with the servers.
+
+For every size it times `flask --app app init-db` (STANDIN_CLIENTS = size, 1 node, seed 42)
+into a temporary directory, starts `python -m gunicorn -w 2 -b 127.0.0.1:PORT
+--access-logfile /dev/null app:app` from the repository root (gunicorn.conf.py applies) three
+times on the existing database (cold start: launch to the first 200 on /status), and drives:
+
+    list first page   GET  /api/v3/connections/?_page=1&_limit=100
+    list last page    GET  /api/v3/connections/?_page=LAST&_limit=100
+    lookup            GET  /api/v3/connections/:clientid   (30 real ids, rotated)
+    node stats        GET  /api/v3/nodes/:node/stats/
+    nodes             GET  /api/v3/nodes/
+    publish           POST /api/v3/mqtt/publish   {"topic": "/test", ...} (2 seeded subscribers)
+    subscribe         POST /api/v3/mqtt/subscribe {seeded client id, a new topic each time}
+
+each for 1 s of warm-up and then REPEATS x SECONDS at fixed CONCURRENCY; a figure is the median
+of the repeats (req/s, p50, p99). Then it reads VmHWM (peak RSS) of both gunicorn workers.
+
+References, measured in the same run with the same generator:
+  floor        bench/floor_app.py under the same gunicorn settings: a real first page of 100
+               connections (saved from the stand-in), precomputed, auth not checked. It stays
+               up for the whole run and every run against the stand-in or json-server follows
+               a run against it, so each figure has a floor from the same minute (the ratios
+               survive a shared, noisy machine).
+  json-server  0.17 on a db.json of PEER_ROWS connection objects taken from the seeded
+               database (cycled with a client_id suffix if the largest size is smaller):
+               GET /connections?_page=1&_limit=100 and the last page.
+
+Prints the tables and PASS/FAIL for each target of the issue. Databases are deleted at the end.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from urllib.parse import quote
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+AUTH = "Basic " + base64.b64encode(b"admin:public").decode()
+JSON_SERVER = os.path.join(BENCH, "node_modules", ".bin", "json-server")
+LIMIT = 100
+
+READ_FIGURES = ("list_first", "list_last", "lookup", "node_stats", "nodes")
+WRITE_FIGURES = ("publish", "subscribe")
+LABELS = {
+    "list_first": "list first page",
+    "list_last": "list last page",
+    "lookup": "lookup :clientid",
+    "node_stats": "nodes/:node/stats",
+    "nodes": "nodes/",
+    "publish": "mqtt/publish",
+    "subscribe": "mqtt/subscribe",
+    "floor": "floor (any path)",
+    "peer_first": "json-server page 1",
+    "peer_last": "json-server last page",
+}
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path, auth=True, timeout=60):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Authorization": AUTH} if auth else {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def post(port, path, body):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", path, body, {"Authorization": AUTH,
+                                          "Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_ready(proc, port, path, timeout=120):
+    """Seconds from now until `path` answers 200 (polled every 5 ms)."""
+    start = time.perf_counter()
+    deadline = start + timeout
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode} before answering {path}")
+        try:
+            status, _ = get(port, path, auth=False, timeout=5)
+            if status == 200:
+                return time.perf_counter() - start
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise SystemExit(f"server did not answer {path} within {timeout} s")
+
+
+def start_gunicorn(module, env, logfile):
+    """`python -m gunicorn -w 2` from the repository root (gunicorn.conf.py applies).
+
+    Returns (process, port, seconds from launch to the first 200 on /status).
+    """
+    port = free_port()
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+         "--access-logfile", "/dev/null", "--error-logfile", logfile, module],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    wait_ready(proc, port, "/status")
+    return proc, port, time.perf_counter() - start
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return sorted(out)
+
+
+def peak_rss_mb(pid):
+    """VmHWM (peak resident set) of a process, in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker_rss(master):
+    return [peak_rss_mb(pid) for pid in children(master)]
+
+
+def child_env(**settings):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STANDIN_") and k not in ("PORT", "WEB_CONCURRENCY", "FLOOR_PAGE")}
+    env.update({k: str(v) for k, v in settings.items()})
+    return env
+
+
+# ---------------------------------------------------------------------------
+# Load generators (one of them drives every target of a run)
+# ---------------------------------------------------------------------------
+
+
+class Scenario:
+    """Requests to rotate through: one method, paths and bodies; `{n}` in a body is replaced by
+    a counter unique to the request (new topics for subscribe)."""
+
+    def __init__(self, method, paths, bodies=None, auth=True):
+        self.method = method
+        self.paths = list(paths)
+        self.bodies = list(bodies) if bodies else None
+        self.auth = auth
+        self.counter = bool(self.bodies) and any("{n}" in b for b in self.bodies)
+
+    def first_request(self):
+        body = self.bodies[0].replace("{n}", "check") if self.bodies else None
+        return self.method, self.paths[0], body
+
+
+def parse_duration(text):
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}[unit]
+
+
+def lua_string(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class WrkGenerator:
+    name = "wrk"
+
+    def __init__(self, tmp, concurrency, threads):
+        self.tmp = tmp
+        self.concurrency = concurrency
+        self.threads = max(1, min(threads, concurrency))
+        self.scripts = 0
+
+    def describe(self):
+        return f"wrk -t{self.threads} -c{self.concurrency} (closed loop)"
+
+    def script(self, scenario):
+        headers = {"Content-Type": "application/json"} if scenario.bodies else {}
+        if scenario.auth:
+            headers["Authorization"] = AUTH
+        lines = [
+            f"local method = {lua_string(scenario.method)}",
+            "local paths = {" + ", ".join(lua_string(p) for p in scenario.paths) + "}",
+            "local bodies = " + ("{" + ", ".join(lua_string(b) for b in scenario.bodies) + "}"
+                                 if scenario.bodies else "nil"),
+            f"local counter = {'true' if scenario.counter else 'false'}",
+            "local headers = {" + ", ".join(f"[{lua_string(k)}] = {lua_string(v)}"
+                                            for k, v in headers.items()) + "}",
+            """
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+
+local i = 0
+local cache = {}
+
+local function body_at(k)
+  if bodies == nil then return nil end
+  return bodies[(k % #bodies) + 1]
+end
+
+function init(args)
+  local n = #paths
+  if bodies ~= nil and #bodies > n then n = #bodies end
+  for k = 0, n - 1 do
+    cache[k + 1] = wrk.format(method, paths[(k % #paths) + 1], headers, body_at(k))
+  end
+end
+
+function request()
+  i = i + 1
+  if counter then
+    local body = (string.gsub(body_at(i), "{n}", tostring(tid) .. "x" .. tostring(i)))
+    return wrk.format(method, paths[(i % #paths) + 1], headers, body)
+  end
+  return cache[(i % #cache) + 1]
+end
+"""]
+        self.scripts += 1
+        path = os.path.join(self.tmp, f"scenario-{self.scripts}.lua")
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
+        return path
+
+    def run(self, port, scenario, seconds, script=None):
+        script = script or self.script(scenario)
+        out = subprocess.run(
+            ["wrk", f"-t{self.threads}", f"-c{self.concurrency}", f"-d{seconds:g}s",
+             "--timeout", "30s", "--latency", "-s", script, f"http://127.0.0.1:{port}/"],
+            capture_output=True, text=True, check=True).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        pct = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)", out, re.M))
+        errors = 0
+        match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+        if match:
+            errors += int(match.group(1))
+        match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                          out)
+        if match:
+            errors += sum(int(x) for x in match.groups())
+        return rps, parse_duration(pct["50"]), parse_duration(pct["99"]), errors
+
+
+class PythonGenerator:
+    name = "python"
+
+    def __init__(self, concurrency):
+        self.concurrency = concurrency
+
+    def describe(self):
+        return f"Python threads x{self.concurrency} + http.client (closed loop)"
+
+    def script(self, scenario):
+        return None
+
+    def run(self, port, scenario, seconds, script=None):
+        latencies, errors = [], []
+        lock = threading.Lock()
+        stop_at = time.perf_counter() + seconds
+        base = {"Authorization": AUTH} if scenario.auth else {}
+        if scenario.bodies:
+            base["Content-Type"] = "application/json"
+
+        def worker(wid):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            mine, bad, i = [], 0, wid
+            while time.perf_counter() < stop_at:
+                path = scenario.paths[i % len(scenario.paths)]
+                body = None
+                if scenario.bodies:
+                    body = scenario.bodies[i % len(scenario.bodies)].replace("{n}", f"{wid}x{i}")
+                t = time.perf_counter()
+                try:
+                    conn.request(scenario.method, path, body, base)
+                    response = conn.getresponse()
+                    response.read()
+                    good = 200 <= response.status < 400
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    good = False
+                if good:
+                    mine.append(time.perf_counter() - t)
+                else:
+                    bad += 1
+                i += self.concurrency
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+                errors.append(bad)
+
+        began = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(self.concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - began
+        latencies.sort()
+        if not latencies:
+            return 0.0, float("nan"), float("nan"), sum(errors)
+
+        def pct(f):
+            return 1000 * latencies[min(len(latencies) - 1, int(round(f * (len(latencies) - 1))))]
+
+        return len(latencies) / elapsed, pct(0.5), pct(0.99), sum(errors)
+
+
+def check(port, scenario, envelope=True):
+    """One request before the load: the scenario must answer 200 (and code 0 for the API)."""
+    method, path, body = scenario.first_request()
+    if method == "GET":
+        status, data = get(port, path, auth=scenario.auth)
+    else:
+        status, data = post(port, path, body)
+    if status != 200:
+        raise SystemExit(f"{method} {path} answered {status}: {data[:200]!r}")
+    if envelope:
+        code = json.loads(data).get("code")
+        if code != 0:
+            raise SystemExit(f"{method} {path} answered code {code}: {data[:200]!r}")
+
+
+def summary(runs):
+    return {"rps": statistics.median(r[0] for r in runs),
+            "p50": statistics.median(r[1] for r in runs),
+            "p99": statistics.median(r[2] for r in runs),
+            "errors": sum(r[3] for r in runs),
+            "runs": [r[0] for r in runs]}
+
+
+FLOOR_SCENARIO = Scenario("GET", [f"/api/v3/connections/?_page=1&_limit={LIMIT}"])
+
+
+def measure(gen, port, scenario, args, envelope=True, floor_port=None):
+    """Warm up 1 s, then the median of `repeats` runs: dict(rps, p50, p99, errors, runs).
+
+    With `floor_port`, each run is preceded by a run against the floor (same length, same
+    generator), so every figure has a floor measured in the same minute: returns (ours, floor).
+    The machine is shared; pairing keeps a slow minute from passing for a slow service.
+    """
+    check(port, scenario, envelope)
+    script = gen.script(scenario)
+    gen.run(port, scenario, 1, script)
+    runs, floor_runs = [], []
+    floor_script = gen.script(FLOOR_SCENARIO) if floor_port else None
+    for _ in range(args.repeats):
+        if floor_port:
+            floor_runs.append(gen.run(floor_port, FLOOR_SCENARIO, args.seconds, floor_script))
+        runs.append(gen.run(port, scenario, args.seconds, script))
+    if floor_port:
+        return summary(runs), summary(floor_runs)
+    return summary(runs)
+
+
+# ---------------------------------------------------------------------------
+# The stand-in at one size
+# ---------------------------------------------------------------------------
+
+
+def seed(db_path, size):
+    env = child_env(STANDIN_DB=db_path, STANDIN_CLIENTS=size, STANDIN_NODES=1, STANDIN_SEED=42)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "init-db"], cwd=ROOT, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    size_mb = sum(os.path.getsize(db_path + s) for s in ("", "-wal")
+                  if os.path.exists(db_path + s)) / 1048576
+    return env, seconds, size_mb
+
+
+def fetch_connections(port, count):
+    """The first `count` connection objects, in pages of 10,000."""
+    rows, page = [], 1
+    while len(rows) < count:
+        status, data = get(port, f"/api/v3/connections/?_page={page}&_limit=10000")
+        batch = json.loads(data)["data"]
+        if status != 200 or not batch:
+            break
+        rows.extend(batch)
+        page += 1
+    return rows[:count]
+
+
+def bench_size(size, args, gen, tmp, state):
+    db_path = os.path.join(tmp, f"standin-{size}.db")
+    log(f"size {size:,}: seeding")
+    env, seed_s, db_mb = seed(db_path, size)
+    log(f"size {size:,}: seeded in {seed_s:.1f} s ({db_mb:.0f} MB); cold starts")
+    errlog = os.path.join(tmp, f"gunicorn-{size}.log")
+    colds = []
+    for attempt in range(3):
+        proc, port, cold = start_gunicorn("app:app", env, errlog)
+        colds.append(cold)
+        if attempt < 2:
+            stop(proc)
+    result = {"size": size, "seed_s": seed_s, "db_mb": db_mb, "cold_s": statistics.median(colds),
+              "colds": colds, "figures": {}, "floor": {}}
+    try:
+        status, data = get(port, f"/api/v3/connections/?_page=1&_limit={LIMIT}")
+        first = json.loads(data)
+        count = first["meta"]["count"]
+        if "floor" not in state:
+            state["floor"] = start_floor(data, tmp)  # the real first page, byte for byte
+        floor_port = state["floor"]["port"]
+        last = max(1, -(-count // LIMIT))
+        _, data = get(port, f"/api/v3/connections/?_page={last}&_limit={LIMIT}")
+        last_rows = json.loads(data)["data"]
+        _, data = get(port, f"/api/v3/connections/?_page={max(1, last // 2)}&_limit={LIMIT}")
+        middle_rows = json.loads(data)["data"]
+        ids = [r["client_id"] for rows in (first["data"], middle_rows, last_rows)
+               for r in rows[:10]]
+        node = json.loads(get(port, "/api/v3/nodes/")[1])["data"][0]["node"]
+        topic = "/test"
+        routes = json.loads(get(port, "/api/v3/routes/" + quote(topic, safe=""))[1])["data"]
+        if not routes:  # fall back to the first plain subscribed topic
+            subs = json.loads(get(port, "/api/v3/subscriptions/?_limit=50")[1])["data"]
+            topic = next(s["topic"] for s in subs
+                         if "+" not in s["topic"] and "#" not in s["topic"]
+                         and not s["topic"].startswith("$"))
+        result.update(count=count, last_page=last, topic=topic, node=node)
+        sub_ids = [r["client_id"] for r in first["data"][:20]]
+        scenarios = {
+            "list_first": Scenario("GET", [f"/api/v3/connections/?_page=1&_limit={LIMIT}"]),
+            "list_last": Scenario("GET", [f"/api/v3/connections/?_page={last}&_limit={LIMIT}"]),
+            "lookup": Scenario("GET", ["/api/v3/connections/" + quote(c, safe="") for c in ids]),
+            "node_stats": Scenario("GET", [f"/api/v3/nodes/{quote(node, safe='@')}/stats/"]),
+            "nodes": Scenario("GET", ["/api/v3/nodes/"]),
+            "publish": Scenario("POST", ["/api/v3/mqtt/publish"], [json.dumps(
+                {"topic": topic, "payload": "hello from compare.py", "qos": 1})]),
+            "subscribe": Scenario("POST", ["/api/v3/mqtt/subscribe"], [json.dumps(
+                {"client_id": c, "topic": "bench/new/{n}", "qos": 1}) for c in sub_ids]),
+        }
+        for name, scenario in scenarios.items():
+            log(f"size {size:,}: {LABELS[name]}")
+            ours, floor = measure(gen, port, scenario, args, floor_port=floor_port)
+            result["figures"][name], result["floor"][name] = ours, floor
+            log(f"  {ours['rps']:.0f} req/s (runs {', '.join(f'{r:.0f}' for r in ours['runs'])});"
+                f" floor {floor['rps']:.0f} (runs {', '.join(f'{r:.0f}' for r in floor['runs'])})")
+        result["rss"] = worker_rss(proc.pid)
+        want_peer = "peer_rows" not in state and (count >= args.peer_rows
+                                                  or size == args.sizes[-1])
+        if want_peer:
+            log(f"size {size:,}: taking {min(count, args.peer_rows):,} connections for json-server")
+            state["peer_rows"] = fetch_connections(port, min(count, args.peer_rows))
+            state["peer_source"] = size
+    finally:
+        stop(proc)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            if os.path.exists(db_path + suffix):
+                os.remove(db_path + suffix)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# References
+# ---------------------------------------------------------------------------
+
+
+def start_floor(page, tmp):
+    """bench/floor_app.py under the same gunicorn settings, serving `page`; runs to the end."""
+    page_path = os.path.join(tmp, "floor-page.json")
+    with open(page_path, "wb") as f:
+        f.write(page)
+    env = child_env(FLOOR_PAGE=page_path)
+    log("floor: starting bench.floor_app under gunicorn -w 2 (kept running, idle between runs)")
+    proc, port, cold = start_gunicorn("bench.floor_app:app", env,
+                                      os.path.join(tmp, "gunicorn-floor.log"))
+    _, body = get(port, f"/api/v3/connections/?_page=1&_limit={LIMIT}")
+    assert body == page
+    return {"proc": proc, "port": port, "cold_s": cold, "bytes": len(page)}
+
+
+def bench_peer(args, gen, tmp, state):
+    rows = state["peer_rows"]
+    n = args.peer_rows
+    if len(rows) < n:  # cycle the real rows; client ids stay unique
+        rows = [dict(r, client_id=f"{r['client_id']}~{k // len(rows)}") if k >= len(rows) else r
+                for k, r in ((k, rows[k % len(rows)]) for k in range(n))]
+    path = os.path.join(tmp, "db.json")
+    with open(path, "w") as f:
+        json.dump({"connections": rows}, f, separators=(",", ":"), ensure_ascii=False)
+    db_mb = os.path.getsize(path) / 1048576
+    port = free_port()
+    log(f"json-server: {n:,} connections ({db_mb:.0f} MB db.json)")
+    proc = subprocess.Popen([JSON_SERVER, "--quiet", "--host", "127.0.0.1", "--port", str(port),
+                             path], cwd=tmp, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        start = time.perf_counter()
+        wait_ready(proc, port, "/connections?_page=1&_limit=1")
+        cold = time.perf_counter() - start
+        last = -(-n // LIMIT)
+        figures, floors = {}, {}
+        for name, page in (("peer_first", 1), ("peer_last", last)):
+            status, data = get(port, f"/connections?_page={page}&_limit={LIMIT}")
+            assert status == 200 and len(json.loads(data)) > 0, (status, data[:200])
+            figures[name], floors[name] = measure(gen, port, Scenario(
+                "GET", [f"/connections?_page={page}&_limit={LIMIT}"]), args, envelope=False,
+                floor_port=state["floor"]["port"])
+            log(f"  {LABELS[name]} {figures[name]['rps']:.0f} req/s;"
+                f" floor {floors[name]['rps']:.0f}")
+        return {"figures": figures, "floor": floors, "cold_s": cold,
+                "rss": [peak_rss_mb(proc.pid)], "rows": n, "source": state["peer_source"]}
+    finally:
+        stop(proc)
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+
+def fmt_size(n):
+    return f"{n:,}"
+
+
+def report(args, gen, results, floor, peer, started):
+    small, large = results[0], results[-1]
+    cols = [fmt_size(r["size"]) for r in results]
+    (b1, b5, b15), (a1, a5, a15) = args.load
+    print(f"emqx-standin side by side: {os.cpu_count()} CPUs, {gen.describe()},"
+          f" {args.repeats} x {args.seconds:g} s per figure (median), 1 s warm-up;"
+          f" run took {(time.time() - started) / 60:.1f} min;"
+          f" load average {b1:.1f} before, {a1:.1f} after")
+    print("sizes = STANDIN_CLIENTS on 1 node. Servers: python -m gunicorn -w 2 (sync,"
+          " gunicorn.conf.py) for the stand-in and the floor (bench/floor_app.py);"
+          f" json-server 0.17 ({peer['rows']:,} rows) on node {node_version()}.")
+    print("Each run against the stand-in or json-server follows a run against the floor (same"
+          " length, same generator); x = ours / that paired floor.")
+    print()
+
+    def ratio(r, name):
+        return r["figures"][name]["rps"] / r["floor"][name]["rps"]
+
+    def rps_cell(fig, width):
+        text = f"{fig['rps']:.0f}"
+        if fig["errors"]:
+            text += f"[{fig['errors']}]"
+        return f"{text:>{width}}"
+
+    names = READ_FIGURES + WRITE_FIGURES
+    peer_for = {"list_first": "peer_first", "list_last": "peer_last"}
+    print("Throughput, req/s (errors in brackets, if any)")
+    group = 19
+    head1 = f"{'':<18} {'json-server':>17} |" + "|".join(f"{c:^{group}}" for c in cols)
+    head1 += f"| {'big / small':^15}"
+    head2 = f"{'figure':<18} {'req/s':>6} {'floor':>5} {'x':>4} |" + "|".join(
+        f" {'req/s':>6} {'floor':>5} {'x':>4} " for _ in cols) + f"| {'raw':>6} {'vs floor':>8}"
+    print(head1)
+    print(head2)
+    print("-" * len(head2))
+    for name in names:
+        if name in peer_for:
+            pf, pfl = peer["figures"][peer_for[name]], peer["floor"][peer_for[name]]
+            pe = f"{rps_cell(pf, 6)} {pfl['rps']:>5.0f} {pf['rps'] / pfl['rps']:>4.2f}"
+        else:
+            pe = " " * 17
+        row = f"{LABELS[name]:<18} {pe} |" + "|".join(
+            f" {rps_cell(r['figures'][name], 6)} {r['floor'][name]['rps']:>5.0f}"
+            f" {ratio(r, name):>4.2f} " for r in results)
+        raw = large["figures"][name]["rps"] / small["figures"][name]["rps"]
+        row += f"| {raw:>6.2f} {ratio(large, name) / ratio(small, name):>8.2f}"
+        print(row)
+    all_floor = floor["all_runs"]
+    print(f"floor runs over the whole benchmark: median {statistics.median(all_floor):.0f},"
+          f" min {min(all_floor):.0f}, max {max(all_floor):.0f} req/s ({len(all_floor)} runs,"
+          f" {floor['bytes']:,}-byte page)")
+    print()
+    print("Latency, ms p50 / p99 (ours; json-server and the floor runs paired with it)")
+    lw = 15
+    head = f"{'figure':<18} {'json-server':>{lw}} {'floor':>{lw}} " + " ".join(
+        f"{c:>{lw}}" for c in cols)
+    print(head)
+    print("-" * len(head))
+
+    def lat(fig):
+        return f"{fig['p50']:.1f} / {fig['p99']:.1f}".rjust(lw)
+
+    for name in names:
+        pe = lat(peer["figures"][peer_for[name]]) if name in peer_for else " " * lw
+        fl = lat(large["floor"][name])
+        print(f"{LABELS[name]:<18} {pe} {fl} " + " ".join(
+            lat(r["figures"][name]) for r in results))
+    print(f"(floor column: the floor runs paired with the {fmt_size(large['size'])} figure)")
+    print()
+    print("Start, seed, memory")
+    head = (f"{'size':>11} {'rows':>11} {'seed s':>7} {'db MB':>7} {'cold start s':>13}"
+            f" {'peak RSS per worker MB':>23}")
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(f"{fmt_size(r['size']):>11} {fmt_size(r['count']):>11} {r['seed_s']:>7.1f}"
+              f" {r['db_mb']:>7.0f} {r['cold_s']:>13.2f} "
+              f"{' / '.join(f'{m:.1f}' for m in r['rss']):>23}")
+    print(f"{'floor':>11} {'':>11} {'':>7} {'':>7} {floor['cold_s']:>13.2f} "
+          f"{' / '.join(f'{m:.1f}' for m in floor['rss']):>23}")
+    print(f"{'json-server':>11} {fmt_size(peer['rows']):>11} {'':>7} {'':>7}"
+          f" {peer['cold_s']:>13.2f} {' / '.join(f'{m:.1f}' for m in peer['rss']):>23}")
+    print("(seed: `flask --app app init-db` as a subprocess; cold start: launch to the first 200"
+          " on /status, median of 3, existing database (json-server: to its first page);"
+          " RSS: VmHWM after the load)")
+    print()
+
+    big, little = fmt_size(large["size"]), fmt_size(small["size"])
+    lines = []
+
+    def target(ok, text, value):
+        lines.append((ok, text, value))
+
+    for name, need in (("list_first", 0.5), ("list_last", 0.4), ("lookup", 0.5),
+                       ("node_stats", 0.5), ("nodes", 0.5)):
+        target(ratio(large, name) >= need, f"{LABELS[name]} @{big} >= {need}x floor",
+               f"{ratio(large, name):.3f}x")
+    for name in READ_FIGURES:
+        norm = ratio(large, name) / ratio(small, name)
+        raw = large["figures"][name]["rps"] / small["figures"][name]["rps"]
+        target(norm >= 0.8, f"{LABELS[name]} falls <= 20% {little} -> {big}",
+               f"{norm:.3f}x vs floor (raw {raw:.3f}x)")
+    near = min(results, key=lambda r: abs(r["size"] - peer["rows"]))
+    pf, pfl = peer["figures"]["peer_first"], peer["floor"]["peer_first"]
+    raw = near["figures"]["list_first"]["rps"] / pf["rps"]
+    norm = ratio(near, "list_first") / (pf["rps"] / pfl["rps"])
+    target(norm >= 30, f"list first page @{fmt_size(near['size'])} >= 30x json-server"
+           f" ({fmt_size(peer['rows'])} rows)", f"{norm:.1f}x vs floor (raw {raw:.1f}x)")
+    worst = max(results, key=lambda r: r["cold_s"])
+    target(worst["cold_s"] < 1, "cold start on an existing DB < 1 s (every size)",
+           f"{worst['cold_s']:.2f} s max (@{fmt_size(worst['size'])})")
+    target(large["seed_s"] < 30, f"create + seed @{big} < 30 s", f"{large['seed_s']:.1f} s")
+    rss = max((m, r["size"]) for r in results for m in r["rss"])
+    target(rss[0] < 80, "peak RSS per worker < 80 MB (every size)",
+           f"{rss[0]:.1f} MB max (@{fmt_size(rss[1])})")
+    for name in WRITE_FIGURES:
+        norm = ratio(large, name) / ratio(small, name)
+        raw = large["figures"][name]["rps"] / small["figures"][name]["rps"]
+        target(norm >= 0.5, f"{LABELS[name]} @{big} >= 0.5x @{little}",
+               f"{norm:.3f}x vs floor (raw {raw:.3f}x)")
+    print("Targets (ratios of req/s; 'vs floor' divides each side by its paired floor first)")
+    for ok, text, value in lines:
+        print(f"  {'PASS' if ok else 'FAIL'}  {text:<58} {value}")
+    failed = sum(not ok for ok, _, _ in lines)
+    print(f"{len(lines) - failed} of {len(lines)} targets met")
+
+
+def profile(args):
+    """cProfile of the stand-in serving each read request in-process (app.app.test_client()).
+
+    Seeds a database at the largest size, then for each request: 50 warm-up requests, then
+    PROFILE_N profiled ones; prints the mean time per request in-process (and the floor app's,
+    for scale) and the top 15 functions by own time.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    size = args.sizes[-1]
+    tmp = tempfile.mkdtemp(prefix="standin-profile-", dir=args.tmpdir)
+    try:
+        db_path = os.path.join(tmp, "standin.db")
+        env, seed_s, _ = seed(db_path, size)
+        os.environ.update({k: v for k, v in env.items() if k.startswith("STANDIN_")})
+        sys.path.insert(0, ROOT)
+        sys.path.insert(0, BENCH)
+        import app as standin  # noqa: E402  (reads STANDIN_* at import)
+        import floor_app  # noqa: E402
+
+        client = standin.app.test_client()
+        headers = {"Authorization": AUTH}
+        first = client.get(f"/api/v3/connections/?_page=1&_limit={LIMIT}", headers=headers).json
+        count = first["meta"]["count"]
+        last = max(1, -(-count // LIMIT))
+        cid = first["data"][len(first["data"]) // 2]["client_id"]
+        node = client.get("/api/v3/nodes/", headers=headers).json["data"][0]["node"]
+        requests = [
+            ("list first page", f"/api/v3/connections/?_page=1&_limit={LIMIT}"),
+            ("list last page", f"/api/v3/connections/?_page={last}&_limit={LIMIT}"),
+            ("lookup :clientid", "/api/v3/connections/" + quote(cid, safe="")),
+            ("nodes/:node/stats", f"/api/v3/nodes/{node}/stats/"),
+        ]
+        n = args.profile_n
+        floor_client = floor_app.app.test_client()
+        for _ in range(50):
+            floor_client.get(requests[0][1])
+        t = time.perf_counter()
+        for _ in range(n):
+            floor_client.get(requests[0][1])
+        floor_ms = (time.perf_counter() - t) / n * 1000
+        print(f"in-process profile, {size:,} clients (seeded in {seed_s:.1f} s), {n} requests"
+              f" each; floor_app: {floor_ms:.3f} ms per request in-process")
+        for label, path in requests:
+            for _ in range(50):
+                assert client.get(path, headers=headers).status_code == 200
+            t = time.perf_counter()
+            for _ in range(n):
+                client.get(path, headers=headers)
+            plain_ms = (time.perf_counter() - t) / n * 1000
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(n):
+                client.get(path, headers=headers)
+            prof.disable()
+            out = io.StringIO()
+            stats = pstats.Stats(prof, stream=out).strip_dirs().sort_stats("tottime")
+            stats.print_stats(15)
+            body = out.getvalue()
+            body = body[body.index("   ncalls"):].rstrip()
+            print()
+            print(f"== {label}: GET {path}  {plain_ms:.3f} ms per request unprofiled"
+                  f" ({plain_ms / floor_ms:.1f}x floor_app in-process); top 15 by own time")
+            print(body)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def node_version():
+    try:
+        return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000",
+                        help="STANDIN_CLIENTS values, comma-separated (smallest first)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: sizes 1000,20000, 2 x 1 s per figure")
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--peer-rows", type=int, default=100_000)
+    parser.add_argument("--tmpdir", default=None, help="where the databases go (default: $TMPDIR)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: cProfile the read requests in-process at the largest size")
+    parser.add_argument("--profile-n", type=int, default=1000)
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.seconds, args.repeats = "1000,20000", 1, 2
+    args.sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(","))
+    if args.profile:
+        return profile(args)
+    if not os.path.exists(JSON_SERVER):
+        raise SystemExit(f"{JSON_SERVER} is missing: run `npm install` in {BENCH}")
+    use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
+    if args.generator == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+
+    started = time.time()
+    tmp = tempfile.mkdtemp(prefix="standin-compare-", dir=args.tmpdir)
+    need_mb = max(args.sizes) * 800 / 1048576 + 200
+    free_mb = shutil.disk_usage(tmp).free / 1048576
+    if free_mb < need_mb:
+        shutil.rmtree(tmp)
+        raise SystemExit(f"{tmp}: {free_mb:.0f} MB free, about {need_mb:.0f} MB needed")
+    gen = WrkGenerator(tmp, args.concurrency, args.wrk_threads) if use_wrk \
+        else PythonGenerator(args.concurrency)
+    log(f"temporary directory {tmp}; generator {gen.describe()}; sqlite {sqlite3.sqlite_version}")
+    state = {}
+    load_before = os.getloadavg()
+    try:
+        results = [bench_size(size, args, gen, tmp, state) for size in args.sizes]
+        peer = bench_peer(args, gen, tmp, state)
+        floor = state["floor"]
+        floor["rss"] = worker_rss(floor["proc"].pid)
+        floor["all_runs"] = [x for r in results + [peer] for f in r["floor"].values()
+                             for x in f["runs"]]
+    finally:
+        if "floor" in state:
+            stop(state["floor"]["proc"])
+        shutil.rmtree(tmp, ignore_errors=True)
+    args.load = (load_before, os.getloadavg())
+    report(args, gen, results, floor, peer, started)
+
+
+if __name__ == "__main__":
+    main()
