@@ -665,7 +665,7 @@ def device_chunk(task):
                  f"{(r2 >> 24) % 254 + 1}"
             connections.append((cid, node, listener, username, ip, 1024 + (r2 >> 32) % 64512,
                                 "MQIsdp" if proto_ver == 3 else "MQTT", proto_ver,
-                                KEEPALIVES[(r >> 56) % 6], int(clean), created))
+                                KEEPALIVES[(r >> 56) % 6], int(clean), local_time(created)))
         picks = list(SUBSCRIPTION_TEMPLATES)
         for j in range(n_subs):
             template, qos = picks.pop((r2 >> (3 * j)) % len(picks))
@@ -751,7 +751,7 @@ def seed_cluster(db, seed, nodes, clients, progress=None):
                                         for cid, user, _port in samples])
         db.executemany(CONNECTION_INSERT, [
             (cid, node, listeners[TCP_LISTENER], user, "127.0.0.1", port, "MQTT", 4, 60, 1,
-             now - 3600) for cid, user, port in samples])
+             local_time(now - 3600)) for cid, user, port in samples])
         db.executemany(SUBSCRIPTION_INSERT, [(cid, node, "/test", 0, "/test", None)
                                              for cid, _user, _port in samples])
         online = clients - len(samples)
@@ -1121,16 +1121,7 @@ def _sql_object(*pairs):
 
 # Entities of the big tables are built as JSON text by SQLite itself, keys in the broker's
 # (alphabetical) order: a page of them never passes through Python dicts.
-CONNECTION_SQL = _sql_object(
-    ("clean_start", _sql_bool("clean_start")), ("client_id", "client_id"),
-    ("connected_at", _sql_time("connected_at")), ("ipaddress", "ipaddress"),
-    ("is_bridge", _sql_bool("is_bridge")), ("is_super", _sql_bool("is_super")),
-    ("keepalive", "keepalive"), ("mountpoint", "coalesce(mountpoint, 'undefined')"),
-    ("node", "node"), ("peercert", "peercert"), ("port", "port"),
-    ("proto_name", "proto_name"), ("proto_ver", "proto_ver"),
-    ("username", "coalesce(username, 'undefined')"),
-    # 3.0 GA no longer emits will_topic; the document shows it, so we keep it.
-    ("will_topic", "'undefined'"), ("zone", "zone"))
+CONNECTION_SQL = "doc"  # built by SQLite when the row is stored (schema.sql)
 SESSION_SQL = _sql_object(
     ("awaiting_rel_len", "awaiting_rel_len"), ("binding", "'local'"),
     ("clean_start", _sql_bool("clean_start")), ("client_id", "client_id"),
@@ -2407,7 +2398,7 @@ def standin_connect():
             " proto_name, proto_ver, keepalive, clean_start, connected_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (client_id, node, listener, username, ip, port, "MQIsdp" if proto_ver == 3 else "MQTT",
-             proto_ver, keepalive, int(clean), now))
+             proto_ver, keepalive, int(clean), local_time(now)))
         bump(db, counts)
         if subs:
             bump(db, {(node, "packets/subscribe"): 1, (node, "packets/suback"): 1})
@@ -2619,14 +2610,14 @@ def record_request(response):
     query = request.query_string.decode("latin-1")
     query = "&".join(p if not any(s in p.split("=")[0].lower() for s in SECRET_KEYS)
                      else p.split("=")[0] + "=******" for p in query.split("&") if p)
-    with transaction(get_journal()) as db:
-        cur = db.execute(
-            "INSERT INTO journal (time, method, path, query, route, status, code,"
-            " duration_ms, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), request.method, request.path, query, request.endpoint,
-             response.status_code, code, round((time.perf_counter() - started) * 1000, 3),
-             user.get("app_id") or user.get("username"), _journal_body()))
-        db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
+    db = get_journal()
+    cur = db.execute(
+        "INSERT INTO journal (time, method, path, query, route, status, code,"
+        " duration_ms, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (time.time(), request.method, request.path, query, request.endpoint,
+         response.status_code, code, round((time.perf_counter() - started) * 1000, 3),
+         user.get("app_id") or user.get("username"), _journal_body()))
+    db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
 
 
 @app.get("/_standin/journal")

@@ -13,6 +13,9 @@ worker_class = "sync"
 timeout = 60
 graceful_timeout = 10
 keepalive = 5
+# No client, even on loopback, may set SCRIPT_NAME / PATH_INFO through headers: a stand-in
+# has no proxy in front whose word would count (gunicorn trusts 127.0.0.1 by default).
+forwarder_headers = ""
 limit_request_line = 8190  # long topics and client ids in paths (the most gunicorn allows)
 accesslog = "-"
 errorlog = "-"

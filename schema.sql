@@ -81,7 +81,19 @@ CREATE TABLE IF NOT EXISTS connections (
     mountpoint   TEXT,
     zone         TEXT NOT NULL DEFAULT 'external',
     peercert     TEXT NOT NULL DEFAULT 'nossl',
-    connected_at INTEGER NOT NULL
+    connected_at TEXT NOT NULL,   -- local time, YYYY-MM-DD HH:MM:SS
+    -- The connection object as the API shows it (keys in the broker's order). Connections
+    -- never change once made, so their JSON is built once, when the row is stored.
+    doc          TEXT GENERATED ALWAYS AS (json_object(
+        'clean_start', json(iif(clean_start, 'true', 'false')), 'client_id', client_id,
+        'connected_at', connected_at, 'ipaddress', ipaddress,
+        'is_bridge', json(iif(is_bridge, 'true', 'false')),
+        'is_super', json(iif(is_super, 'true', 'false')), 'keepalive', keepalive,
+        'mountpoint', coalesce(mountpoint, 'undefined'), 'node', node, 'peercert', peercert,
+        'port', port, 'proto_name', proto_name, 'proto_ver', proto_ver,
+        'username', coalesce(username, 'undefined'),
+        -- 3.0 GA no longer emits will_topic; the document shows it, so it is kept.
+        'will_topic', 'undefined', 'zone', zone)) STORED
 );
 CREATE UNIQUE INDEX IF NOT EXISTS connections_client ON connections(client_id);
 CREATE INDEX IF NOT EXISTS connections_node ON connections(node, id);
