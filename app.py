@@ -435,13 +435,27 @@ def connect(path):
 _local = threading.local()
 
 
-def get_db():
-    """This request's connection (the database created and seeded on first use).
+def _thread_connection(slot, path, prepare=None):
+    """This thread's connection to `path`, kept across requests in `_local.<slot>`.
 
-    Each thread keeps its connection across requests: opening is cheap, but closing the
-    last connection to a WAL database checkpoints it, which cost ~3 ms per request.
-    Connections are made inside the worker, never carried across gunicorn's fork.
+    Opening is cheap, but closing the last connection to a WAL database checkpoints it,
+    which cost ~3 ms per request. Connections are made inside the worker (the pid is part
+    of the key), never carried across gunicorn's fork.
     """
+    cached = getattr(_local, slot, None)
+    if cached is None or cached[0] != path or cached[1] != os.getpid():
+        if cached is not None and cached[1] == os.getpid():
+            cached[2].close()
+        db = connect(path)
+        if prepare:
+            prepare(db)
+        cached = (path, os.getpid(), db)
+        setattr(_local, slot, cached)
+    return cached[2]
+
+
+def get_db():
+    """This request's connection (the database created and seeded on first use)."""
     if "db" not in g:
         path = app.config["DATABASE"]
         if path not in _ready:
@@ -449,30 +463,22 @@ def get_db():
                 if path not in _ready:
                     ensure_database(path)
                     _ready.add(path)
-        cached = getattr(_local, "db", None)
-        if cached is None or cached[0] != path or cached[1] != os.getpid():
-            if cached is not None and cached[1] == os.getpid():
-                cached[2].close()
-            cached = _local.db = (path, os.getpid(), connect(path))
-        g.db = cached[2]
+        g.db = _thread_connection("db", path)
     return g.db
 
 
+def _prepare_journal(db):
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        db.execute("PRAGMA journal_mode = WAL")
+    db.execute(_journal_ddl())
+
+
 def get_journal():
-    """This thread's connection to the request journal, a file of its own beside the
-    database (`standin.db` -> `standin-journal.db`): recording a read never writes to, nor
-    waits on, the cluster's database."""
+    """The request journal's connection: a file of its own beside the database
+    (`standin.db` -> `standin-journal.db`), so recording a read never writes to, nor waits
+    on, the cluster's database."""
     path = os.path.splitext(app.config["DATABASE"])[0] + "-journal.db"
-    cached = getattr(_local, "journal", None)
-    if cached is None or cached[0] != path or cached[1] != os.getpid():
-        if cached is not None and cached[1] == os.getpid():
-            cached[2].close()
-        db = connect(path)
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
-        db.execute(_journal_ddl())
-        cached = _local.journal = (path, os.getpid(), db)
-    return cached[2]
+    return _thread_connection("journal", path, _prepare_journal)
 
 
 @cache
