@@ -122,7 +122,8 @@ CATALOGUE = [
      "Lookup a connection on node"),
     ("get_node", "GET", "/nodes/:node", "Lookup a node in the cluster"),
     ("lookup_session", "GET", "/sessions/:clientid", "Lookup a session in the cluster"),
-    ("lookup_node_session", "GET", "nodes/:node/sessions/:clientid", "Lookup a session on the node"),
+    ("lookup_node_session", "GET", "nodes/:node/sessions/:clientid",
+     "Lookup a session on the node"),
     ("lookup_routes", "GET", "/routes/:topic", "Lookup routes to a topic"),
     ("mqtt_publish", "POST", "/mqtt/publish", "Publish a MQTT message"),
     ("mqtt_subscribe", "POST", "/mqtt/subscribe", "Subscribe a topic"),
@@ -203,9 +204,11 @@ PLUGINS = (
 PLUGIN_SCHEMAS = {
     "emqx_retainer": (
         ("retainer.storage_type", "ram", "Where to store the retained messages."),
-        ("retainer.max_retained_messages", "0", "Maximum number of retained messages. 0 means no limit."),
+        ("retainer.max_retained_messages", "0",
+         "Maximum number of retained messages. 0 means no limit."),
         ("retainer.max_payload_size", "1MB", "Maximum retained message size."),
-        ("retainer.expiry_interval", "0", "Expiry interval of the retained messages. Never expire if the value is 0."),
+        ("retainer.expiry_interval", "0",
+         "Expiry interval of the retained messages. Never expire if the value is 0."),
     ),
     "emqx_management": (
         ("management.max_row_limit", "10000", "Max Row Limit"),
@@ -765,7 +768,8 @@ def seed_cluster(db, seed, nodes, clients, progress=None):
         totals[node] = [len(samples)] * 3
         tasks += [(seed, index, start, min(start + CHUNK, total), online, now,
                    tuple(listeners), mask) for start in range(0, total, CHUNK)]
-    for task, (sessions, connections, subscriptions) in zip(tasks, device_chunks(tasks)):
+    for task, (sessions, connections, subscriptions) in zip(tasks, device_chunks(tasks),
+                                                             strict=True):
         db.executemany(SESSION_INSERT, sessions)
         db.executemany(CONNECTION_INSERT, connections)
         db.executemany(SUBSCRIPTION_INSERT, subscriptions)
@@ -1794,8 +1798,8 @@ def route_message(db, topic, payload, qos, origin, counts):
     for members in groups.values():
         # One member per group: an online one if any, the least loaded, then the oldest.
         plain.append(min(members, key=lambda r: (not r["online"], r["deliver_msg"], r["id"])))
-    for node in {r["node"] for r in plain} - {origin}:
-        counts[(origin, "messages/forward")] += 1
+    # Forwarded once to every other node that has a receiver.
+    counts[(origin, "messages/forward")] += len({r["node"] for r in plain} - {origin})
     return deliver(db, plain, topic, payload, qos, counts)
 
 
