@@ -13,19 +13,15 @@ Install: `apt-get install -y chromium` and `pip install playwright` (not `playwr
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from live import ROOT, LiveServer, send
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -59,57 +55,19 @@ if MISSING and not IN_CI:
 # ---------------------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
-    env.update(STANDIN_DB=str(tmp / "standin.db"), STANDIN_CLIENTS=str(CLIENTS),
-               STANDIN_SEED="42", STANDIN_NODES="1", PYTHONUNBUFFERED="1")
-    log = tmp / "gunicorn.log"
-    cmd = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
-           "--bind", f"127.0.0.1:{port}", "--workers", "2", "--access-logfile", "-",
-           "app:app"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                requests.get(f"{base}/api/v3/brokers/", auth=AUTH, timeout=5)  # seeds the db
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not answer in {START_TIMEOUT} s:\n"
-                                f"{log.read_text()}")
-                time.sleep(0.05)
-        yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with LiveServer(tmp / "standin.db", workers=2, clients=CLIENTS,
+                    args=["--config", str(ROOT / "gunicorn.conf.py"), "--access-logfile", "-"],
+                    ready_path="/api/v3/brokers/", ready_auth=AUTH,  # seeds the db
+                    start_timeout=START_TIMEOUT, stop_timeout=15) as live:
+        yield live.url
 
 
-def api(base, method, path, **kw):
-    response = requests.request(method, base + "/api/v3" + path, auth=AUTH, timeout=10, **kw)
-    assert response.status_code == 200, (method, path, response.status_code, response.text)
-    body = response.json()
-    assert body["code"] == 0, (method, path, body)
-    return body
+def api(base, method, path, body=None):
+    """An /api/v3 call answered HTTP 200 with code 0; the parsed body."""
+    return send(base, method, "/api/v3" + path, body)
 
 
 # ---------------------------------------------------------------------------
@@ -333,7 +291,7 @@ def test_rates_chart_alarm_and_screenshot(page, server, tmp_path):
             i += 1
             for _ in range(1 + i % 4):
                 api(server, "POST", "/mqtt/publish",
-                    json={"topic": "/test", "payload": f"hello {i}", "qos": 1})
+                    {"topic": "/test", "payload": f"hello {i}", "qos": 1})
             stop.wait(0.2)
 
     publisher = threading.Thread(target=publish, daemon=True)

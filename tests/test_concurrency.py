@@ -5,73 +5,32 @@ must then be visible through the API, and the counters must add up exactly.
 """
 
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from live import LiveServer
+
 AUTH = ("admin", "public")
 NODE = "emqx@127.0.0.1"
 START_TIMEOUT = 15
 DOC_CLIENTS = ("emqx-api-test:v1", "mqttjs_406e3f9a")  # both subscribed to /test only
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path, request):
     """gunicorn -w 4 on a new database with 50 clients; stopped in a finalizer."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
-    env.update(STANDIN_DB=str(tmp_path / "standin.db"), STANDIN_CLIENTS="50",
-               STANDIN_SEED="42", STANDIN_NODES="1", PYTHONUNBUFFERED="1")
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}",
-             "--access-logfile", "-", "app:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def stop():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    request.addfinalizer(stop)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            if requests.get(f"{base}/status", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"gunicorn did not answer /status within {START_TIMEOUT} s:\n"
-                        f"{log_path.read_text()}")
-        time.sleep(0.1)
-    return {"base": base, "log": log_path}
+    live = LiveServer(tmp_path / "standin.db", workers=4, clients=50,
+                      args=["--access-logfile", "-"], start_timeout=START_TIMEOUT, poll=0.1)
+    live.start()
+    request.addfinalizer(live.stop)
+    live.wait_ready()
+    return {"base": live.url, "log": live.log_path}
 
 
 def route_topic(topic):

@@ -11,115 +11,50 @@ acknowledged write must be there through the API.
 
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from live import LiveServer, alive
+
 AUTH = ("admin", "public")
 WORKERS = 4
 WRITERS = 12
 START_TIMEOUT = 15
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children(pid):
-    """Worker pids: the children of the gunicorn master."""
-    out = set()
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            out.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return out
-
-
-def alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def start(db, log, started):
-    """gunicorn -w 4 on `db`; returns (process, base URL, seconds until /status answered)."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
-    env.update(STANDIN_DB=str(db), STANDIN_SEED="42", STANDIN_NODES="1", STANDIN_CLIENTS="50",
-               PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{port}",
-           "--timeout", "30", "--graceful-timeout", "2", "--access-logfile", "/dev/null",
-           "--error-logfile", "-", "app:app"]
-    base = f"http://127.0.0.1:{port}"
-    t0 = time.monotonic()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    started.append(proc)
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if requests.get(base + "/status", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() - t0 > START_TIMEOUT:
-            pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-        time.sleep(0.01)
-    ready = time.monotonic() - t0
-    deadline = time.monotonic() + START_TIMEOUT
-    while len(children(proc.pid)) < WORKERS and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return proc, base, ready
+    """gunicorn -w 4 on `db`, all workers forked; returns (server, seconds until /status
+    answered)."""
+    server = LiveServer(db, workers=WORKERS, log_path=log, clients=50,
+                        args=["--timeout", "30", "--graceful-timeout", "2",
+                              "--access-logfile", "/dev/null", "--error-logfile", "-"],
+                        start_timeout=START_TIMEOUT, poll=0.01, stop_signal=signal.SIGINT)
+    started.append(server)
+    server.start()
+    ready = server.wait_ready()
+    server.wait_workers()
+    return server, ready
 
 
 @pytest.fixture
 def processes():
-    """Every gunicorn master started here and the workers seen; all gone at the end."""
-    started, workers = [], set()
-    yield started, workers
-    for proc in started:
-        workers |= children(proc.pid)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    for pid in workers:
-        if alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    """Every gunicorn started here; each master and every worker seen all gone at the end."""
+    started = []
+    yield started
+    for server in started:
+        server.worker_pids()
+        server.stop()
 
 
 def test_kill_9_under_writes_loses_nothing_acknowledged(tmp_path, processes):
-    started, seen_workers = processes
     db, log = tmp_path / "standin.db", tmp_path / "gunicorn.log"
-    proc, base, _ = start(db, log, started)
-    master = proc.pid
-    workers = children(master)
-    seen_workers |= workers
+    server, _ = start(db, log, processes)
+    base = server.url
+    workers = server.worker_pids()
     assert len(workers) == WORKERS, workers
     r = requests.get(base + "/api/v3/sessions/", auth=AUTH, timeout=10)
     session_ids = [s["client_id"] for s in r.json()["data"]]
@@ -173,19 +108,8 @@ def test_kill_9_under_writes_loses_nothing_acknowledged(tmp_path, processes):
     worker_killed = time.monotonic()
     time.sleep(0.9)
     # Everything at once: the master first (no respawning), then every worker it had.
-    everyone = children(master) | workers
-    seen_workers |= everyone
-    os.kill(master, signal.SIGKILL)
-    for pid in everyone:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    all_killed = time.monotonic()
-    proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in everyone) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    everyone = server.kill_all()
+    all_killed = server.killed_at
     assert not any(alive(pid) for pid in everyone)
     stop.set()
     for th in threads:
@@ -205,7 +129,8 @@ def test_kill_9_under_writes_loses_nothing_acknowledged(tmp_path, processes):
     assert all(counts.values()), summary
 
     # --- restart on the same file ---
-    _, base, ready = start(db, log, started)
+    server, ready = start(db, log, processes)
+    base = server.url
     summary += f"; restarted: /status answered {ready:.2f} s after starting"
     print("crash:", summary)
     assert ready <= 1.0, summary

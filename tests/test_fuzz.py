@@ -14,12 +14,6 @@ million would take minutes; tests/test_openapi.py checks its answer).
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -30,7 +24,8 @@ from schemathesis.specs.openapi.checks import response_headers_conformance
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from schemathesis.specs.openapi.checks import status_code_conformance
 
-ROOT = Path(__file__).resolve().parent.parent
+from live import LiveServer
+
 AUTH = ("admin", "public")
 NODE = "emqx@127.0.0.1"
 START_TIMEOUT = 20
@@ -48,53 +43,20 @@ DISPOSABLE_APP = "fuzz-app"
 DISPOSABLE_USER = "fuzz-user"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A live `gunicorn -w 2` on a free port and a new database; yields its base URL."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
-    env.update(STANDIN_DB=str(tmp / "standin.db"), STANDIN_CLIENTS="20", STANDIN_SEED="42",
-               STANDIN_NODES="1", PYTHONUNBUFFERED="1")
-    log = tmp / "gunicorn.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-             "--access-logfile", "-", "--error-logfile", "-", "--timeout", "60", "app:app"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    live = LiveServer(tmp / "standin.db", workers=2, clients=20,
+                      args=["--access-logfile", "-", "--error-logfile", "-", "--timeout", "60"],
+                      start_timeout=START_TIMEOUT, stop_timeout=15)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if requests.get(f"{base}/status", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer within {START_TIMEOUT} s:\n"
-                            f"{log.read_text()}")
-            time.sleep(0.05)
-        yield base
+        with live:
+            yield live.url
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        tracebacks = [line for line in log.read_text(errors="replace").splitlines()
+        tracebacks = [line for line in live.log_text().splitlines()
                       if "Traceback" in line or "ERROR in app" in line]
-        print(f"\ngunicorn log {log}: {len(tracebacks)} logged errors")
+        print(f"\ngunicorn log {live.log_path}: {len(tracebacks)} logged errors")
 
 
 def _config(**parameters):

@@ -13,19 +13,16 @@ and carried in the assertion messages.
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from live import LiveServer
+
 AUTH = ("admin", "public")
 NODE = "emqx@127.0.0.1"
 WORKERS = 4
@@ -37,49 +34,14 @@ DB_BOUND = 50 * 1024 * 1024
 START_TIMEOUT = 15
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
     db = tmp_path / "standin.db"
-    log = tmp_path / "gunicorn.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
-    env.update(STANDIN_DB=str(db), STANDIN_SEED="42", STANDIN_NODES="1", STANDIN_CLIENTS="50",
-               STANDIN_JOURNAL_SIZE=str(JOURNAL_SIZE), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{port}",
-           "--timeout", "60", "--graceful-timeout", "2", "--backlog", "2048",
-           "--access-logfile", "/dev/null", "--error-logfile", "-", "app:app"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if requests.get(base + "/status", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield {"base": base, "db": db, "log": log}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with LiveServer(db, workers=WORKERS, clients=50, env={"STANDIN_JOURNAL_SIZE": JOURNAL_SIZE},
+                    args=["--timeout", "60", "--graceful-timeout", "2", "--backlog", "2048",
+                          "--access-logfile", "/dev/null", "--error-logfile", "-"],
+                    start_timeout=START_TIMEOUT, stop_signal=signal.SIGINT) as live:
+        yield {"base": live.url, "db": db, "log": live.log_path}
 
 
 def db_size(db):

@@ -12,26 +12,22 @@
 """
 
 import base64
-import concurrent.futures
 import inspect
 import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import requests
 
 import app as standin
 from conftest import NODE
+from live import LiveServer, request, send
+from live import burst as live_burst
 
-ROOT = Path(__file__).resolve().parent.parent
 CID = "emqx-api-test:v1"
 START_TIMEOUT = 15
 WORKERS = 4
@@ -213,73 +209,24 @@ ADMIN = ("admin", ENV_SECRET)
 ACCESS_FORMAT = '%(p)s %(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def worker_pids(master):
-    pids = set()
-    for task in Path(f"/proc/{master}/task").iterdir():
-        try:
-            pids.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return pids
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("secrets-gunicorn")
-    port = _free_port()
-    log = tmp / "gunicorn.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
-    env.update(STANDIN_DB=str(tmp / "standin.db"), STANDIN_SEED="42", STANDIN_NODES="1",
-               STANDIN_CLIENTS="20", STANDIN_APP_ID="admin", STANDIN_APP_SECRET=ENV_SECRET,
-               PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{port}",
-           "--timeout", "30", "--graceful-timeout", "2", "--access-logfile", "-",
-           "--error-logfile", "-", "--access-logformat", ACCESS_FORMAT, "app:app"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if requests.get(base + "/status", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        while len(worker_pids(proc.pid)) < WORKERS and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield {"base": base, "log": log, "proc": proc, "workers": worker_pids(proc.pid)}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # quick shutdown
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with LiveServer(tmp / "standin.db", workers=WORKERS, clients=20,
+                    env={"STANDIN_APP_ID": "admin", "STANDIN_APP_SECRET": ENV_SECRET},
+                    args=["--timeout", "30", "--graceful-timeout", "2", "--access-logfile", "-",
+                          "--error-logfile", "-", "--access-logformat", ACCESS_FORMAT],
+                    start_timeout=START_TIMEOUT, stop_signal=signal.SIGINT) as live:  # quick stop
+        yield {"base": live.url, "log": live.log_path, "workers": live.wait_workers()}
 
 
 def call(base, method, path, auth=ADMIN, body=None):
     """One request over a fresh connection."""
-    return requests.request(method, base + path, auth=auth, json=body, timeout=10)
+    return request(base, method, path, body, auth=auth)
 
 
 def admin(base, method, path, body=None):
-    r = call(base, method, path, body=body)
-    assert r.status_code == 200 and r.json()["code"] == 0, (method, path, r.status_code, r.text)
-    return r.json()
+    return send(base, method, path, body, auth=ADMIN)
 
 
 def served_by(log, path):
@@ -295,9 +242,8 @@ def served_by(log, path):
 
 
 def burst(base, path, auth, n, threads=8):
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda _: call(base, "GET", path, auth=auth).status_code,
-                             range(n)))
+    """The statuses of `n` GETs of `path` over fresh connections from `threads` threads."""
+    return [r.status_code for r in live_burst(base, [path] * n, workers=threads, auth=auth)]
 
 
 def refused_everywhere(server, path, creds, label):

@@ -5,22 +5,14 @@ database file that does not exist yet, with the repository's gunicorn.conf.py.
 """
 
 import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-AUTH = ("admin", "public")
+from live import PID_ACCESS_FORMAT, ROOT, LiveServer, burst, free_port, get
+
 CLIENTS = 20
 START_TIMEOUT = 20
 BROKER_KEYS = {"datetime", "node", "node_status", "otp_release", "sysdescr", "uptime", "version"}
@@ -36,74 +28,20 @@ STABLE_READS = (
 )
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _server_env(db):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
-    env.update(STANDIN_DB=str(db), STANDIN_CLIENTS=str(CLIENTS), STANDIN_SEED="42",
-               STANDIN_NODES="1", PYTHONUNBUFFERED="1")
-    return env
-
-
-def _wait_until_up(base, proc, log):
-    """Poll a path that needs no database until a worker answers (bounded)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            requests.get(f"{base}/not-an-api-path", timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.05)
-        except requests.Timeout:
-            pass
-    pytest.fail(f"gunicorn did not answer within {START_TIMEOUT} s:\n{log.read_text()}")
-
-
-def _stop(proc):
-    """SIGTERM (graceful), then SIGKILL if it lingers; always reaped."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextmanager
 def gunicorn(db, log_dir):
-    """Run gunicorn -w 2 on `db`; yields (base URL, access log path). Always stopped."""
-    port = _free_port()
-    log = log_dir / f"gunicorn-{port}.log"
+    """Run gunicorn -w 2 on `db`; yields (base URL, access log path). Always stopped.
+
+    Ready once a path that needs no database answers, so the first database requests are
+    the test's own."""
+    port = free_port()
     access = log_dir / f"access-{port}.log"
-    cmd = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
-           "--bind", f"127.0.0.1:{port}", "--workers", "2",
-           "--access-logfile", str(access), "--access-logformat", "%(p)s %(r)s %(s)s",
-           "app:app"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=_server_env(db), stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_until_up(base, proc, log)
-        yield base, access
-    finally:
-        _stop(proc)
-
-
-def _get(base, path, auth=AUTH):
-    return requests.get(base + path, auth=auth, timeout=10)
-
-
-def _burst(base, paths, workers=16):
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: _get(base, p), paths))
+    args = ["--config", str(ROOT / "gunicorn.conf.py"), "--access-logfile", str(access),
+            "--access-logformat", PID_ACCESS_FORMAT]
+    with LiveServer(db, workers=2, log_path=log_dir / f"gunicorn-{port}.log", clients=CLIENTS,
+                    args=args, port=port, ready_path="/not-an-api-path",
+                    start_timeout=START_TIMEOUT, stop_timeout=15) as server:
+        yield server.url, access
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +52,7 @@ def server(tmp_path_factory):
     assert not db.exists()
     with gunicorn(db, tmp) as (base, access):
         # The first requests that touch the database arrive at both workers together.
-        first = _burst(base, ["/api/v3/apps/"] * 32)
+        first = burst(base, ["/api/v3/apps/"] * 32)
         yield {"base": base, "db": db, "access": access, "first": first}
 
 
@@ -126,7 +64,7 @@ def test_status_answers_without_credentials(server):
 
 
 def test_list_brokers_shape(server):
-    r = _get(server["base"], "/api/v3/brokers/")
+    r = get(server["base"], "/api/v3/brokers/")
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/json"
     body = r.json()
@@ -140,7 +78,7 @@ def test_list_brokers_shape(server):
 
 
 def test_list_nodes_shape(server):
-    body = _get(server["base"], "/api/v3/nodes/").json()
+    body = get(server["base"], "/api/v3/nodes/").json()
     assert body["code"] == 0
     assert len(body["data"]) == 1
     node = body["data"][0]
@@ -151,8 +89,8 @@ def test_list_nodes_shape(server):
 
 
 def test_connections_count_matches_stats(server):
-    page = _get(server["base"], "/api/v3/connections/?_limit=100").json()
-    stats = _get(server["base"], "/api/v3/stats/").json()
+    page = get(server["base"], "/api/v3/connections/?_limit=100").json()
+    stats = get(server["base"], "/api/v3/stats/").json()
     assert page["code"] == 0
     assert page["meta"] == {"page": 1, "limit": 100, "count": CLIENTS}
     assert len(page["data"]) == CLIENTS
@@ -161,14 +99,14 @@ def test_connections_count_matches_stats(server):
 
 def test_missing_credentials_is_401(server):
     for auth in (None, ("admin", "wrong"), ("nobody", "public")):
-        r = _get(server["base"], "/api/v3/brokers/", auth=auth)
+        r = get(server["base"], "/api/v3/brokers/", auth=auth)
         assert r.status_code == 401
         assert r.headers["WWW-Authenticate"].startswith("Basic realm=")
         assert r.json() == {"code": 401, "message": "UNAUTHORIZED"}
 
 
 def test_unknown_path_is_json_404(server):
-    r = _get(server["base"], "/api/v3/no/such/route")
+    r = get(server["base"], "/api/v3/no/such/route")
     assert r.status_code == 404
     assert r.headers["Content-Type"] == "application/json"
     assert r.json() == {"code": 404, "message": "not found"}
@@ -180,7 +118,7 @@ def test_new_database_seeded_exactly_once(server):
     assert len({r.content for r in first}) == 1
     apps = first[0].json()["data"]
     assert [a["app_id"] for a in apps] == ["admin"]
-    users = _get(server["base"], "/api/v3/users/").json()["data"]
+    users = get(server["base"], "/api/v3/users/").json()["data"]
     assert users == [{"username": "admin", "tags": "administrator"}]
     with sqlite3.connect(server["db"]) as conn:
         assert conn.execute("SELECT count(*) FROM meta WHERE key = 'seed'").fetchone() == (1,)
@@ -191,7 +129,7 @@ def test_new_database_seeded_exactly_once(server):
 
 def test_concurrent_reads_spread_over_both_workers(server):
     paths = ["/api/v3/connections/?_limit=100", "/api/v3/subscriptions/"] * 100
-    responses = _burst(server["base"], paths)
+    responses = burst(server["base"], paths)
     assert [r.status_code for r in responses] == [200] * len(paths)
     for path in set(paths):
         assert len({r.content for r, p in zip(responses, paths) if p == path}) == 1
@@ -202,7 +140,7 @@ def test_concurrent_reads_spread_over_both_workers(server):
 def test_state_survives_restart(tmp_path):
     db = tmp_path / "standin.db"
     with gunicorn(db, tmp_path) as (base, _):
-        before = {path: _get(base, path).content for path in STABLE_READS}
+        before = {path: get(base, path).content for path in STABLE_READS}
     # Changed while nothing runs: the next server must open the file, not seed it again.
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO banned (who, kind, reason, by, desc, until)"
@@ -210,8 +148,8 @@ def test_state_survives_restart(tmp_path):
                      " '4102444800')")
     conn.close()
     with gunicorn(db, tmp_path) as (base, _):
-        after = {path: _get(base, path).content for path in STABLE_READS}
-        banned = _get(base, "/api/v3/banned/").json()
+        after = {path: get(base, path).content for path in STABLE_READS}
+        banned = get(base, "/api/v3/banned/").json()
     banned_before = json.loads(before.pop("/api/v3/banned/"))
     del after["/api/v3/banned/"]
     assert after == before

@@ -5,90 +5,39 @@ Bursts go over fresh connections (one requests.get each), so both workers take p
 access log (`<pid> <request line> <status>`) tells them apart.
 """
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-AUTH = ("admin", "public")
+from live import PID_ACCESS_FORMAT, LiveServer, burst as _burst, get, send
+
 START_TIMEOUT = 10
 JOURNAL_SIZE = 25
 TEAPOT = {"status": 429, "code": 429, "message": "injected in every worker"}
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("standin-gunicorn")
-    port = _free_port()
     access = tmp / "access.log"
-    log = tmp / "gunicorn.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
-    env.update(STANDIN_DB=str(tmp / "standin.db"), STANDIN_SEED="42", STANDIN_NODES="1",
-               STANDIN_CLIENTS="20", STANDIN_JOURNAL_SIZE=str(JOURNAL_SIZE),
-               PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-           "--worker-class", "sync", "--timeout", "30", "--graceful-timeout", "2",
-           "--access-logfile", str(access), "--access-logformat", "%(p)s %(r)s %(s)s",
-           "app:app"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-
-    def stop():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    request.addfinalizer(stop)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            requests.get(base + "/status", timeout=2)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-            time.sleep(0.05)
+    live = LiveServer(tmp / "standin.db", workers=2, clients=20,
+                      env={"STANDIN_JOURNAL_SIZE": JOURNAL_SIZE},
+                      args=["--worker-class", "sync", "--timeout", "30", "--graceful-timeout", "2",
+                            "--access-logfile", str(access),
+                            "--access-logformat", PID_ACCESS_FORMAT],
+                      start_timeout=START_TIMEOUT, stop_timeout=5)
+    live.start()
+    request.addfinalizer(live.stop)
+    live.wait_ready()
     # Both workers open the (now seeded) database.
-    burst(base, ["/api/v3/apps/"] * 40)
-    return {"base": base, "access": access}
-
-
-def get(base, path, auth=AUTH):
-    return requests.get(base + path, auth=auth, timeout=10)
-
-
-def send(base, method, path, body=None):
-    r = requests.request(method, base + path, json=body, auth=AUTH, timeout=10)
-    assert r.status_code == 200, (method, path, r.status_code, r.text)
-    assert r.json()["code"] == 0, r.json()
-    return r.json()
+    burst(live.url, ["/api/v3/apps/"] * 40)
+    return {"base": live.url, "access": access}
 
 
 def burst(base, paths, workers=20):
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: get(base, p), paths))
+    """Over fresh connections from 20 threads, so both workers take part."""
+    return _burst(base, paths, workers=workers)
 
 
 def pids_for(access, fragment, status):
