@@ -14,6 +14,7 @@ import app as standin
 
 AUTH = ("admin", "public")
 NODE = "emqx@127.0.0.1"
+API = "/api/v3"
 
 # Settings pinned for every test, whatever the environment says (STANDIN_* variables).
 DEFAULTS = {"SEED": 42, "NODES": 1, "CLIENTS": 50, "APP_ID": "admin", "APP_SECRET": "public"}
@@ -114,6 +115,30 @@ def get_json(client, path, auth=AUTH, **kw):
     assert response.status_code == 200, (path, response.status_code, response.data)
     assert response.mimetype == "application/json", (path, response.mimetype)
     return json.loads(response.get_data(as_text=True), object_pairs_hook=no_duplicates)
+
+
+def request_json(c, method, path, body=None, auth=AUTH, status=200, code=None, **kw):
+    """`method path` (the whole path) with an optional JSON body: assert the HTTP `status`,
+    a JSON answer and, when given, its `code`; return the parsed body."""
+    if body is not None:
+        kw["json"] = body
+    r = c.open(path, method=method, auth=auth, **kw)
+    assert r.status_code == status, (method, path, r.status_code, r.data)
+    assert r.mimetype == "application/json", (method, path, r.mimetype)
+    answer = r.get_json()
+    if code is not None:
+        assert answer["code"] == code, (method, path, answer)
+    return answer
+
+
+def call(c, method, path, body=None, auth=AUTH, **kw):
+    """An API call (`path` under /api/v3) answered HTTP 200 with a JSON body; the body."""
+    return request_json(c, method, API + path, body, auth=auth, **kw)
+
+
+def call_ok(c, method, path, body=None, auth=AUTH, **kw):
+    """An API call answered HTTP 200 with {"code": 0, ...}; the body."""
+    return call(c, method, path, body, auth=auth, code=0, **kw)
 
 
 @pytest.fixture

@@ -9,20 +9,13 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import AUTH, NODE, get_json
+from conftest import API, AUTH, NODE, get_json
+from conftest import call_ok as call  # writes: HTTP 200 and code 0
+from conftest import request_json as control  # /_standin/... requests
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
-API = "/api/v3"
 NODE2 = "emqx@127.0.0.2"
-
-
-def control(c, method, path, body=None, status=200):
-    kw = {} if body is None else {"json": body}
-    r = c.open(path, method=method, auth=AUTH, **kw)
-    assert r.status_code == status, (method, path, r.status_code, r.data)
-    assert r.mimetype == "application/json"
-    return r.get_json()
 
 
 def connect(c, client_id, status=200, **fields):
@@ -32,14 +25,6 @@ def connect(c, client_id, status=200, **fields):
 
 def leave(c, client_id):
     return control(c, "DELETE", "/_standin/clients/" + quote(client_id, safe=""))
-
-
-def call(c, method, path, body=None):
-    r = c.open(API + path, method=method, auth=AUTH, **({} if body is None else {"json": body}))
-    assert r.status_code == 200, (method, path, r.status_code, r.data)
-    answer = r.get_json()
-    assert answer["code"] == 0, (method, path, answer)
-    return answer
 
 
 def q(text):

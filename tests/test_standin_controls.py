@@ -11,11 +11,12 @@ from urllib.parse import quote
 import pytest
 
 import app as standin
-from conftest import AUTH, NODE, get_json
+from conftest import API, AUTH, NODE, get_json
+from conftest import call_ok as call  # writes: HTTP 200 and code 0
+from conftest import request_json as control  # /_standin/... requests
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
-API = "/api/v3"
 NODE2 = "emqx@127.0.0.2"
 
 # Every control, with a harmless request each (method, path, JSON body or None).
@@ -34,25 +35,6 @@ CONTROLS = (
     ("GET", "/_standin/journal", None),
     ("DELETE", "/_standin/journal", None),
 )
-
-
-def control(c, method, path, body=None, auth=AUTH, status=200):
-    """A control request; JSON envelope, expected HTTP status; returns the parsed body."""
-    kw = {} if body is None else {"json": body}
-    r = c.open(path, method=method, auth=auth, **kw)
-    assert r.status_code == status, (method, path, r.status_code, r.data)
-    assert r.mimetype == "application/json", (method, path, r.mimetype)
-    return r.get_json()
-
-
-def call(c, method, path, body=None, auth=AUTH):
-    """An API write answered HTTP 200 with code 0."""
-    kw = {} if body is None else {"json": body}
-    r = c.open(API + path, method=method, auth=auth, **kw)
-    assert r.status_code == 200, (method, path, r.status_code, r.data)
-    answer = r.get_json()
-    assert answer["code"] == 0, (method, path, answer)
-    return answer
 
 
 def reads(nodes):

@@ -8,20 +8,15 @@ import time
 
 import pytest
 
-from conftest import AUTH, get_json
+from conftest import API, AUTH, get_json, request_json
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
-API = "/api/v3"
 TEAPOT = {"status": 418, "code": 418, "message": "injected teapot"}
 
 
 def put_faults(c, body):
-    r = c.put("/_standin/faults", json=body, auth=AUTH)
-    assert r.status_code == 200, r.data
-    answer = r.get_json()
-    assert answer["code"] == 0, answer
-    return answer
+    return request_json(c, "PUT", "/_standin/faults", body, code=0)
 
 
 def get_faults(c):
@@ -29,8 +24,7 @@ def get_faults(c):
 
 
 def clear_faults(c):
-    r = c.delete("/_standin/faults", auth=AUTH)
-    assert r.status_code == 200 and r.get_json()["code"] == 0
+    request_json(c, "DELETE", "/_standin/faults", code=0)
 
 
 def timed_get(c, path):

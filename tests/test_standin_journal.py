@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUTH, NODE, get_json
+from conftest import API, AUTH, NODE, get_json, request_json
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
-API = "/api/v3"
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = {"time", "method", "path", "query", "route", "status", "code", "duration_ms", "caller"}
 
@@ -23,8 +22,7 @@ def journal(c, limit=None):
 
 
 def clear(c):
-    r = c.delete("/_standin/journal", auth=AUTH)
-    assert r.status_code == 200 and r.get_json()["code"] == 0
+    request_json(c, "DELETE", "/_standin/journal", code=0)
 
 
 def test_lists_calls_newest_first(client):

@@ -4,21 +4,16 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import AUTH, get_json
+from conftest import API, AUTH, get_json, request_json
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
-API = "/api/v3"
 N1, N2, N3 = "emqx@127.0.0.1", "emqx@127.0.0.2", "emqx@127.0.0.3"
 NODEDOWN = {"code": 102, "message": "nodedown"}
 
 
 def set_status(c, node, status):
-    r = c.put(f"/_standin/nodes/{node}", json={"node_status": status}, auth=AUTH)
-    assert r.status_code == 200, r.data
-    body = r.get_json()
-    assert body["code"] == 0, body
-    return body
+    return request_json(c, "PUT", f"/_standin/nodes/{node}", {"node_status": status}, code=0)
 
 
 def node_scoped(node, client_id):

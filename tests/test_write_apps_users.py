@@ -7,18 +7,7 @@ import time
 
 import pytest
 
-from conftest import AUTH, get_json
-
-API = "/api/v3"
-
-
-def call(c, method, path, body=None, auth=AUTH, **kw):
-    if body is not None:
-        kw["json"] = body
-    r = c.open(API + path, method=method, auth=auth, **kw)
-    assert r.status_code == 200, (method, path, r.status_code, r.data)
-    assert r.mimetype == "application/json"
-    return r.get_json()
+from conftest import API, call, get_json
 
 
 def status_with(c, credentials):

@@ -4,19 +4,9 @@ import time
 
 import pytest
 
-from conftest import AUTH, NODE, get_json
+from conftest import API, NODE, call, get_json
 
-API = "/api/v3"
 BAD_AS = "value of 'as' must be one of: ['client_id', 'username', 'ip_address']"
-
-
-def call(c, method, path, body=None, **kw):
-    if body is not None:
-        kw["json"] = body
-    r = c.open(API + path, method=method, auth=AUTH, **kw)
-    assert r.status_code == 200, (method, path, r.status_code, r.data)
-    assert r.mimetype == "application/json"
-    return r.get_json()
 
 
 def ban(c, **body):

@@ -3,21 +3,15 @@ seen through the matching GETs."""
 
 import pytest
 
-from conftest import AUTH, NODE, get_json
+from conftest import API, AUTH, NODE, call, get_json
 
-API = "/api/v3"
 NODE2 = "emqx@127.0.0.2"
 RETAINER = {"retainer.expiry_interval": "100", "retainer.max_payload_size": "2MB",
             "retainer.max_retained_messages": "100", "retainer.storage_type": "ram"}
 
 
 def put(c, path, body=None, **kw):
-    if body is not None:
-        kw["json"] = body
-    r = c.put(API + path, auth=AUTH, **kw)
-    assert r.status_code == 200, (path, r.status_code, r.data)
-    assert r.mimetype == "application/json"
-    return r.get_json()
+    return call(c, "PUT", path, body, **kw)
 
 
 def node_configs(c, node=NODE):

@@ -6,18 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import AUTH, NODE, get_json
-
-API = "/api/v3"
-
-
-def call(c, method, path, body=None, **kw):
-    if body is not None:
-        kw["json"] = body
-    r = c.open(API + path, method=method, auth=AUTH, **kw)
-    assert r.status_code == 200, (method, path, r.status_code, r.data)
-    assert r.mimetype == "application/json"
-    return r.get_json()
+from conftest import API, NODE, call, get_json
 
 
 def q(value):

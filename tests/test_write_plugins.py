@@ -3,16 +3,11 @@ retainer's effect on retained publishes."""
 
 import pytest
 
-from conftest import AUTH, NODE, get_json
-
-API = "/api/v3"
+from conftest import API, AUTH, NODE, call, get_json
 
 
 def put(c, path):
-    r = c.put(API + path, auth=AUTH)
-    assert r.status_code == 200, (path, r.status_code, r.data)
-    assert r.mimetype == "application/json"
-    return r.get_json()
+    return call(c, "PUT", path)
 
 
 def node_plugins(c, node=NODE):

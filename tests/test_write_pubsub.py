@@ -11,22 +11,10 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import AUTH, NODE, get_json
-
-API = "/api/v3"
+from conftest import API, NODE, call, get_json
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def call(c, method, path, body=None, **kw):
-    """A write; HTTP 200 with a JSON body, returns the parsed body."""
-    if body is not None:
-        kw["json"] = body
-    r = c.open(API + path, method=method, auth=AUTH, **kw)
-    assert r.status_code == 200, (method, path, r.status_code, r.data)
-    assert r.mimetype == "application/json"
-    return r.get_json()
 
 
 def sub(c, client_id, topic, qos=0, key="topic"):
