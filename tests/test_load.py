@@ -160,22 +160,15 @@ def phase2(t, call, deadline, stats, out):
                     d.subs = {}
                 d.connected = d.session = True
                 acked["connect"] += 1
-        elif op < 0.50:
+        elif op < 0.55:  # the device leaves (< 0.50) or is kicked out
+            what, path = (("disconnect", f"/_standin/clients/{q}") if op < 0.50
+                          else ("kick", f"/api/v3/connections/{q}"))
             want = 0 if d.connected else 112
-            if expect(call("DELETE", f"/_standin/clients/{q}"), want, f"disconnect {d.cid}") \
-                    and want == 0:
+            if expect(call("DELETE", path), want, f"{what} {d.cid}") and want == 0:
                 d.connected = False
                 if d.clean:
                     d.session, d.subs = False, {}
-                acked["disconnect"] += 1
-        elif op < 0.55:
-            want = 0 if d.connected else 112
-            if expect(call("DELETE", f"/api/v3/connections/{q}"), want, f"kick {d.cid}") \
-                    and want == 0:
-                d.connected = False
-                if d.clean:
-                    d.session, d.subs = False, {}
-                acked["kick"] += 1
+                acked[what] += 1
         elif op < 0.68:
             topic, qos = f"load/{t}/{rng.randint(0, 7)}", rng.randint(0, 2)
             want = 0 if d.session else 112

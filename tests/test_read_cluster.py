@@ -82,27 +82,15 @@ def test_lookup_node_stats_matches_cluster_list(three, node):
 
 
 @pytest.mark.parametrize("node", NODES3)
-def test_list_node_metrics_matches_cluster_list(three, node):
-    listed = {m["node"]: m["metrics"] for m in data(three, "/metrics/")}[node]
-    assert data(three, f"/nodes/{node}/metrics/") == listed
-
-
-@pytest.mark.parametrize("node", NODES3)
-def test_list_node_listeners_matches_cluster_list(three, node):
-    listed = {e["node"]: e["listeners"] for e in data(three, "/listeners/")}[node]
-    assert data(three, f"/nodes/{node}/listeners") == listed
-
-
-@pytest.mark.parametrize("node", NODES3)
-def test_list_node_alarms_matches_cluster_list(three, node):
-    listed = {e["node"]: e["alarms"] for e in data(three, "/alarms/")}[node]
-    assert data(three, f"/alarms/{node}") == listed
-
-
-@pytest.mark.parametrize("node", NODES3)
-def test_list_node_plugins_matches_cluster_list(three, node):
-    listed = {e["node"]: e["plugins"] for e in data(three, "/plugins/")}[node]
-    assert data(three, f"/nodes/{node}/plugins/") == listed
+@pytest.mark.parametrize(("cluster_path", "field", "node_path"), [
+    ("/metrics/", "metrics", "/nodes/{node}/metrics/"),
+    ("/listeners/", "listeners", "/nodes/{node}/listeners"),
+    ("/alarms/", "alarms", "/alarms/{node}"),
+    ("/plugins/", "plugins", "/nodes/{node}/plugins/"),
+], ids=["metrics", "listeners", "alarms", "plugins"])
+def test_list_node_matches_cluster_list(three, cluster_path, field, node_path, node):
+    listed = {e["node"]: e[field] for e in data(three, cluster_path)}[node]
+    assert data(three, node_path.format(node=node)) == listed
 
 
 @pytest.mark.parametrize("kind", SCOPED_LISTS)

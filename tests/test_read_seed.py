@@ -81,22 +81,16 @@ def test_seed_nodes_setting_names_nodes(make_app, nodes):
 # ---------------------------------------------------------------------------
 
 
-def test_seed_doc_client_with_username(client):
-    [conn] = data(client, "/connections/emqx-api-test:v1")
+@pytest.mark.parametrize(("client_id", "port", "username"), [
+    ("emqx-api-test:v1", 64594, "emqx-api-test:v1"), ("mqttjs_406e3f9a", 64593, "undefined")],
+    ids=["with_username", "without_username"])
+def test_seed_doc_client(client, client_id, port, username):
+    [conn] = data(client, f"/connections/{client_id}")
     assert strip_times(conn) == {
-        "clean_start": True, "client_id": "emqx-api-test:v1", "ipaddress": "127.0.0.1",
+        "clean_start": True, "client_id": client_id, "ipaddress": "127.0.0.1",
         "is_bridge": False, "is_super": False, "keepalive": 60, "mountpoint": "undefined",
-        "node": NODE, "peercert": "nossl", "port": 64594, "proto_name": "MQTT", "proto_ver": 4,
-        "username": "emqx-api-test:v1", "will_topic": "undefined", "zone": "external"}
-
-
-def test_seed_doc_client_without_username(client):
-    [conn] = data(client, "/connections/mqttjs_406e3f9a")
-    assert strip_times(conn) == {
-        "clean_start": True, "client_id": "mqttjs_406e3f9a", "ipaddress": "127.0.0.1",
-        "is_bridge": False, "is_super": False, "keepalive": 60, "mountpoint": "undefined",
-        "node": NODE, "peercert": "nossl", "port": 64593, "proto_name": "MQTT", "proto_ver": 4,
-        "username": "undefined", "will_topic": "undefined", "zone": "external"}
+        "node": NODE, "peercert": "nossl", "port": port, "proto_name": "MQTT", "proto_ver": 4,
+        "username": username, "will_topic": "undefined", "zone": "external"}
 
 
 @pytest.mark.parametrize(("client_id", "username"), [

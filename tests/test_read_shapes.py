@@ -128,6 +128,15 @@ def data(client, path):
     return body["data"]
 
 
+def shaped_items(client, path, schema):
+    """The list at API + `path`: not empty, every item of the schema's shape."""
+    items = data(client, API + path)
+    assert items
+    for item in items:
+        assert_shape(item, schema)
+    return items
+
+
 # ---------------------------------------------------------------------------
 # Connections, sessions, subscriptions, routes
 # ---------------------------------------------------------------------------
@@ -137,10 +146,7 @@ def data(client, path):
                                   "/connections/emqx-api-test:v1",
                                   f"/nodes/{NODE}/connections/emqx-api-test:v1"])
 def test_connection_objects_have_16_documented_keys(client, path):
-    items = data(client, API + path)
-    assert items
-    for item in items:
-        assert_shape(item, CONNECTION)
+    for item in shaped_items(client, path, CONNECTION):
         assert len(item) == 16
         assert item["will_topic"] == "undefined"
 
@@ -162,10 +168,7 @@ def test_list_connections_proto_fields(client):
                                   "/sessions/emqx-api-test:v1",
                                   f"/nodes/{NODE}/sessions/emqx-api-test:v1"])
 def test_session_objects_have_21_documented_keys(client, path):
-    items = data(client, API + path)
-    assert items
-    for item in items:
-        assert_shape(item, SESSION)
+    for item in shaped_items(client, path, SESSION):
         assert len(item) == 21
         assert item["binding"] == "local"
 
@@ -186,20 +189,14 @@ def test_list_sessions_defaults(client):
                                   "/subscriptions/emqx-api-test:v1",
                                   f"/nodes/{NODE}/subscriptions/emqx-api-test:v1"])
 def test_subscription_objects_shape(client, path):
-    items = data(client, API + path)
-    assert items
-    for item in items:
-        assert_shape(item, SUBSCRIPTION)
+    for item in shaped_items(client, path, SUBSCRIPTION):
         assert list(item) == ["client_id", "node", "qos", "topic"]
         assert item["qos"] in (0, 1, 2)
 
 
 @pytest.mark.parametrize("path", ["/routes/", "/routes/%2Ftest"])
 def test_route_objects_shape(client, path):
-    items = data(client, API + path)
-    assert items
-    for item in items:
-        assert_shape(item, ROUTE)
+    for item in shaped_items(client, path, ROUTE):
         assert list(item) == ["node", "topic"]
 
 
