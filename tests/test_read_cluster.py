@@ -119,22 +119,23 @@ def test_doc_clients_only_on_first_node(three):
 # ---------------------------------------------------------------------------
 
 
+def _assert_byte_identical(client, auth, kind, rest):
+    cluster = client.get(f"{API}/{kind}/{rest}", auth=auth)
+    scoped = client.get(f"{API}/nodes/{NODE}/{kind}/{rest}", auth=auth)
+    assert cluster.status_code == scoped.status_code == 200
+    assert cluster.data == scoped.data
+
+
 @pytest.mark.parametrize("query", ["", "?_page=1&_limit=100", "?_page=2&_limit=7"])
 @pytest.mark.parametrize("kind", SCOPED_LISTS)
 def test_one_node_list_byte_identical(client, auth, kind, query):
-    cluster = client.get(f"{API}/{kind}/{query}", auth=auth)
-    scoped = client.get(f"{API}/nodes/{NODE}/{kind}/{query}", auth=auth)
-    assert cluster.status_code == scoped.status_code == 200
-    assert cluster.data == scoped.data
+    _assert_byte_identical(client, auth, kind, query)
 
 
 @pytest.mark.parametrize("client_id", ["emqx-api-test:v1", "mqttjs_406e3f9a", "nobody"])
 @pytest.mark.parametrize("kind", SCOPED_LISTS)
 def test_one_node_lookup_byte_identical(client, auth, kind, client_id):
-    cluster = client.get(f"{API}/{kind}/{client_id}", auth=auth)
-    scoped = client.get(f"{API}/nodes/{NODE}/{kind}/{client_id}", auth=auth)
-    assert cluster.status_code == scoped.status_code == 200
-    assert cluster.data == scoped.data
+    _assert_byte_identical(client, auth, kind, client_id)
 
 
 # ---------------------------------------------------------------------------

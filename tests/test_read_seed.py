@@ -152,13 +152,20 @@ def test_consistency_connections_count(cluster):
         assert get_json(cluster, f"{API}/nodes/{node}")["data"]["connections"] == count
 
 
-def test_consistency_sessions_count(cluster):
+def _counts_add_up(cluster, kind):
+    """The cluster's `kind` count is the sum of the nodes' `kind/count` stats, and each
+    node's stat equals the count and the length of its node-scoped list; the stats."""
     stats = _stats(cluster)
-    total = get_json(cluster, API + "/sessions/")["meta"]["count"]
-    assert total == sum(s["sessions/count"] for s in stats.values())
+    total = get_json(cluster, f"{API}/{kind}/")["meta"]["count"]
+    assert total == sum(s[f"{kind}/count"] for s in stats.values())
     for node, node_stats in stats.items():
-        body = get_json(cluster, f"{API}/nodes/{node}/sessions/")
-        assert node_stats["sessions/count"] == body["meta"]["count"] == len(body["data"])
+        body = get_json(cluster, f"{API}/nodes/{node}/{kind}/")
+        assert node_stats[f"{kind}/count"] == body["meta"]["count"] == len(body["data"])
+    return stats
+
+
+def test_consistency_sessions_count(cluster):
+    _counts_add_up(cluster, "sessions")
 
 
 def test_consistency_persistent_sessions_count(cluster):
@@ -169,12 +176,7 @@ def test_consistency_persistent_sessions_count(cluster):
 
 
 def test_consistency_subscriptions_count(cluster):
-    stats = _stats(cluster)
-    total = get_json(cluster, API + "/subscriptions/")["meta"]["count"]
-    assert total == sum(s["subscriptions/count"] for s in stats.values())
-    for node, node_stats in stats.items():
-        body = get_json(cluster, f"{API}/nodes/{node}/subscriptions/")
-        assert node_stats["subscriptions/count"] == body["meta"]["count"] == len(body["data"])
+    for node_stats in _counts_add_up(cluster, "subscriptions").values():
         assert node_stats["subscribers/count"] == node_stats["subscriptions/count"]
 
 
