@@ -639,6 +639,7 @@ PROTO_VERS = (3, 4, 4, 4, 5, 5)
 KEEPALIVES = (30, 60, 60, 120, 300, 60)
 SUB_COUNTS = (0, 1, 1, 2, 2, 3)
 CHUNK = 20000
+PARALLEL_SEED = 100_000  # devices from which a second process makes the rows
 ID_MULTIPLIER = 0x9E3779B97F  # odd, so k -> k * M mod 2**40 is a bijection: ids never collide
 
 
@@ -689,7 +690,7 @@ def device_chunk(task):
 
 def device_chunks(tasks):
     """Run device_chunk over the tasks, in order; a big seed is made in a second process."""
-    if sum(t[3] - t[2] for t in tasks) < 100_000:
+    if sum(t[3] - t[2] for t in tasks) < PARALLEL_SEED:
         yield from map(device_chunk, tasks)
         return
     import multiprocessing
