@@ -2340,7 +2340,7 @@ def standin_connect():
     username = string_param("username", required=False)
     clean = bool_param("clean_start", True)
     proto_ver = body.get("proto_ver", 4)
-    if proto_ver not in (3, 4, 5) or isinstance(proto_ver, bool):
+    if type(proto_ver) is not int or proto_ver not in (3, 4, 5):
         raise ApiError(BAD_PARAM, "'proto_ver' must be 3, 4 or 5")
     keepalive = _int_setting(body, "keepalive", 60, 0, 65535)
     port = _int_setting(body, "port", random.randint(49152, 65535), 1, 65535)
@@ -2386,7 +2386,10 @@ def standin_connect():
                 db.execute(f"INSERT INTO sessions ({', '.join(columns)}) VALUES"
                            f" ({', '.join('?' * len(columns))})",
                            [node if k == "node" else session[k] for k in columns])
-                subs = [(r["topic"], r["qos"]) for r in kept] + subs
+                # Its subscriptions move with it (no SUBSCRIBE from the device, no retained).
+                db.executemany(SUBSCRIPTION_INSERT, [
+                    (client_id, node, r["topic"], r["qos"], *split_share(r["topic"]))
+                    for r in kept])
             session = None if clean else session
         now = int(time.time())
         if session is None or clean:

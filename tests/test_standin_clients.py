@@ -189,6 +189,7 @@ def test_connect_to_an_unknown_node_is_refused(c):
     {"client_id": "x", "subscriptions": [{"topic": "a", "qos": 3}]},
     {"client_id": "x", "subscriptions": "a"},
     {"client_id": "x", "ipaddress": "not-an-ip"},
+    {"client_id": "x", "proto_ver": 4.0}, {"client_id": "x", "proto_ver": True},
 ])
 def test_connect_refuses_bad_input_and_changes_nothing(c, body):
     before = get_json(c, API + "/connections/")
@@ -328,6 +329,35 @@ def test_persistent_client_disconnects_and_keeps_its_session(c):
     assert dm["messages/sent"] == 3
     assert dm["packets/connect"] == 1
     assert stats(c)["connections/count"] == s0["connections/count"]
+
+
+def test_persistent_session_moves_to_the_node_the_device_reaches(make_app):
+    """Reconnecting on another node takes the session, its subscriptions and its queue
+    along; the device sends no SUBSCRIBE, so nothing is re-subscribed or re-delivered."""
+    c = make_app(nodes=2, clients=10)
+    call(c, "POST", "/mqtt/publish", {"topic": "mv/state", "payload": "on", "retain": True})
+    connect(c, "sim-move", clean_start=False,
+            subscriptions=[{"topic": "mv/#", "qos": 1}, {"topic": "$share/g/mv/jobs", "qos": 0}])
+    (before,) = lookup(c, "sessions", "sim-move")
+    assert before["deliver_msg"] == 1  # the retained message, on subscribing
+    leave(c, "sim-move")
+    call(c, "POST", "/mqtt/publish", {"topic": "mv/x", "payload": "m", "qos": 1})
+    m0, s0 = metrics(c, NODE2), stats(c)
+
+    conn = connect(c, "sim-move", clean_start=False, node=NODE2)["data"]
+    assert conn["node"] == NODE2
+    (moved,) = lookup(c, "sessions", "sim-move")
+    assert moved["node"] == NODE2 and moved["created_at"] == before["created_at"]
+    assert moved["mqueue_len"] == 0 and moved["deliver_msg"] == 2  # the queued one only
+    assert moved["subscriptions_count"] == 2
+    assert {(x["node"], x["topic"]) for x in lookup(c, "subscriptions", "sim-move")} == {
+        (NODE2, "mv/#"), (NODE2, "$share/g/mv/jobs")}
+    assert get_json(c, f"{API}/routes/{q('mv/#')}")["data"] == [
+        {"node": NODE2, "topic": "mv/#"}]
+    dm = delta(m0, metrics(c, NODE2))  # the node the device reached counts it
+    assert "packets/subscribe" not in dm and dm["messages/sent"] == 1
+    node1 = get_json(c, f"{API}/nodes/{NODE}/stats/")["data"]
+    assert node1["sessions/count"] == s0["sessions/count"] - 1
 
 
 def test_seeded_offline_session_resumes_with_its_queue(c):
