@@ -1736,14 +1736,17 @@ def plugin_active(db, node, plugin):
     return bool(row and row["active"])
 
 
-def deliver(db, subscribers, topic, payload, qos, counts):
-    """Hand one message to each subscriber row; returns how many received or queued it.
+def deliver(db, deliveries, counts):
+    """Hand each (subscriber row, topic, payload, qos) message over; returns how many were
+    received or queued.
 
     Online sessions get it sent (and acknowledged, as a well-behaved device would);
-    offline persistent sessions queue it up to max_mqueue, dropping beyond.
+    offline persistent sessions queue it up to max_mqueue, dropping beyond (a session met
+    twice in one call sees its queue as it grows).
     """
     delivered, queued, dropped = [], [], []
-    for sub in subscribers:
+    queue_lengths = {}
+    for sub, topic, payload, qos in deliveries:
         eff = min(qos, sub["qos"])
         node = sub["node"]
         if sub["online"]:
@@ -1762,8 +1765,10 @@ def deliver(db, subscribers, topic, payload, qos, counts):
                 counts[(node, "packets/pubrel/sent")] += 1
                 counts[(node, "bytes/received")] += 8
                 counts[(node, "bytes/sent")] += 4
-        elif sub["mqueue_len"] < sub["max_mqueue"] or sub["max_mqueue"] == 0:
+        elif (length := queue_lengths.get(sub["client_id"], sub["mqueue_len"])) \
+                < sub["max_mqueue"] or sub["max_mqueue"] == 0:
             queued.append((sub["client_id"],))
+            queue_lengths[sub["client_id"]] = length + 1
         else:
             dropped.append((sub["client_id"],))
     db.executemany("UPDATE sessions SET deliver_msg = deliver_msg + 1 WHERE client_id = ?",
@@ -1801,7 +1806,7 @@ def route_message(db, topic, payload, qos, origin, counts):
         plain.append(min(members, key=lambda r: (not r["online"], r["deliver_msg"], r["id"])))
     # Forwarded once to every other node that has a receiver.
     counts[(origin, "messages/forward")] += len({r["node"] for r in plain} - {origin})
-    return deliver(db, plain, topic, payload, qos, counts)
+    return deliver(db, [(sub, topic, payload, qos) for sub in plain], counts)
 
 
 def publish(db, topic, payload, qos, retain, origin):
@@ -1838,14 +1843,10 @@ def subscribe(db, session, topic, qos):
     retained = [r for r in db.execute("SELECT topic, payload, qos FROM retained ORDER BY topic")
                 if topic_matches(route, r["topic"])]
     if retained:
+        sub = db.execute(f"{SUBSCRIBER_SQL} WHERE s.client_id = ? AND s.topic = ?",
+                         (session["client_id"], topic)).fetchone()
         counts = Counter()
-        online = db.execute("SELECT 1 FROM connections WHERE client_id = ?",
-                            (session["client_id"],)).fetchone() is not None
-        for r in retained:
-            sub = db.execute(f"{SUBSCRIBER_SQL} WHERE s.client_id = ? AND s.topic = ?",
-                             (session["client_id"], topic)).fetchone()
-            sub = dict(sub, online=online)
-            deliver(db, [sub], r["topic"], r["payload"], r["qos"], counts)
+        deliver(db, [(sub, r["topic"], r["payload"], r["qos"]) for r in retained], counts)
         bump(db, counts)
 
 

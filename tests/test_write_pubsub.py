@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import API, NODE, call, get_json
+from conftest import API, AUTH, NODE, call, get_json
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -644,3 +644,22 @@ def test_seeded_retained_messages_reach_new_wildcard_subscribers(c, world):
     assert q1["mqueue_len"] == q0["mqueue_len"] + retained
     assert q1["enqueue_msg"] == q0["enqueue_msg"] + retained
     assert q1["deliver_msg"] == q0["deliver_msg"]
+
+
+def test_overlapping_filters_of_a_full_offline_queue_queue_only_up_to_max_mqueue(client):
+    """Two matching subscriptions of one offline session: its queue stops at max_mqueue."""
+    client.post("/_standin/clients", auth=AUTH, json={
+        "client_id": "q-full", "clean_start": False,
+        "subscriptions": [{"topic": "qf/#", "qos": 1}, {"topic": "qf/+", "qos": 1}]})
+    client.delete("/_standin/clients/q-full", auth=AUTH)
+    (session,) = get_json(client, f"{API}/sessions/q-full")["data"]
+    room = session["max_mqueue"] - 1
+    pub(client, ",".join(f"qf/a/{i}" for i in range(room)), "m", qos=1)  # only qf/# matches
+    (session,) = get_json(client, f"{API}/sessions/q-full")["data"]
+    assert session["mqueue_len"] == room and session["mqueue_dropped"] == 0
+
+    pub(client, "qf/x", "m", qos=1)  # both filters match: one fits, one is dropped
+    (session,) = get_json(client, f"{API}/sessions/q-full")["data"]
+    assert session["mqueue_len"] == session["max_mqueue"]
+    assert session["mqueue_dropped"] == 1
+    assert session["enqueue_msg"] == room + 2
