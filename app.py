@@ -2399,8 +2399,7 @@ def standin_connect():
                        (client_id, node, username, int(clean), now, 0 if clean else 7200,
                         376, 200))
         else:
-            queued = db.execute("SELECT mqueue_len FROM sessions WHERE client_id = ?",
-                                (client_id,)).fetchone()[0]
+            queued = session["mqueue_len"]
             if queued:  # the queue drains to the device that came back
                 db.execute("UPDATE sessions SET mqueue_len = 0, deliver_msg = deliver_msg + ?"
                            " WHERE client_id = ?", (queued, client_id))

@@ -25,8 +25,9 @@ def _invoke(runner, *args, input=None):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(runner, command):
     output = _invoke(runner, command, "--help")
-    assert "Usage:" in output
-    assert output.split("Usage:")[1].split()[0].endswith(command) or command in output
+    usage = output.splitlines()[0].split()
+    assert usage[0] == "Usage:" and usage[2] == command, usage
+    assert "Options:" in output and "--help" in output
 
 
 def test_init_db_creates_once(runner, app, db_path):
