@@ -13,7 +13,7 @@ WORKDIR /app
 COPY requirements-runtime.txt ./
 RUN pip install --no-cache-dir -r requirements-runtime.txt
 
-COPY app.py schema.sql gunicorn.conf.py openapi.json ./
+COPY app.py seed.py standin.py cli.py schema.sql gunicorn.conf.py openapi.json ./
 COPY static ./static
 
 # Non-root; the database (and its -wal/-shm files) lives in /data, a volume it owns.

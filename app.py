@@ -4,10 +4,14 @@ Every documented route answers as EMQ X 3.0.1 does (shapes, codes, odd spellings
 synthetic, deterministic cluster kept in SQLite (WAL), so any number of gunicorn workers see
 the same state and every write shows in every later read.
 
-Run:    gunicorn -w 2 -b 0.0.0.0:8080 app:app     (creates and seeds STANDIN_DB on first use)
+This module is the EMQ X API and nothing else. What EMQ X does not have lives beside it:
+seed.py (the synthetic cluster), standin.py (the /_standin/ controls and the pages) and
+cli.py (commands), registered at the bottom of this file.
+
+Run:    gunicorn -w 2 -b 127.0.0.1:8080 app:app   (creates and seeds STANDIN_DB on first use)
         flask --app app init-db                   (the same, explicitly)
 Settings (environment): STANDIN_DB, STANDIN_SEED, STANDIN_NODES, STANDIN_CLIENTS,
-STANDIN_APP_ID, STANDIN_APP_SECRET, PORT.
+STANDIN_APP_ID, STANDIN_APP_SECRET, STANDIN_JOURNAL_SIZE, PORT.
 """
 
 import base64
@@ -16,8 +20,6 @@ import hmac
 import ipaddress
 import json
 import os
-import random
-import re
 import secrets
 import sqlite3
 import threading
@@ -25,7 +27,6 @@ import time
 from bisect import bisect_right
 from collections import Counter
 from contextlib import contextmanager
-from functools import cache
 from functools import wraps
 from itertools import accumulate
 from urllib.parse import unquote
@@ -35,7 +36,6 @@ from flask import Flask
 from flask import Response
 from flask import g
 from flask import request
-from flask import send_from_directory
 from flask_httpauth import HTTPBasicAuth
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
@@ -58,17 +58,17 @@ app.config.from_mapping(
     APP_ID=os.environ.get("STANDIN_APP_ID", "admin"),
     APP_SECRET=os.environ.get("STANDIN_APP_SECRET", "public"),
     MAX_ROW_LIMIT=10000,
-    JOURNAL_SIZE=int(os.environ.get("STANDIN_JOURNAL_SIZE", "1000")),
     MAX_CONTENT_LENGTH=1024 * 1024,
 )
-app.json.sort_keys = False  # entity key order is built to match the broker's
-app.json.ensure_ascii = False
-app.json.compact = True
 app.url_map.strict_slashes = False  # the middleware already drops trailing slashes
 app.url_map.merge_slashes = False
 
 PASSWORD_METHOD = "pbkdf2:sha256:60000"
 REALM = "minirest-server"
+
+# ---------------------------------------------------------------------------
+# The document's data: catalogue, metric and stat keys, error codes
+# ---------------------------------------------------------------------------
 
 # The document's catalogue (GET /api/v3/): 55 entries, its order, its words.
 CATALOGUE = [
@@ -174,92 +174,6 @@ STATS_KEYS = (
     ("retained/count", "retained_count"), ("retained/max", "retained_max"),
 )
 
-# (name, description, active) as the document lists them.
-PLUGINS = (
-    ("emqx_auth_clientid", "EMQ X Authentication with ClientId/Password", False),
-    ("emqx_auth_http", "EMQ X Authentication/ACL with HTTP API", False),
-    ("emqx_auth_jwt", "EMQ X Authentication with JWT", False),
-    ("emqx_auth_ldap", "EMQ X Authentication/ACL with LDAP", False),
-    ("emqx_auth_mongo", "EMQ X Authentication/ACL with MongoDB", False),
-    ("emqx_auth_mysql", "EMQ X Authentication/ACL with MySQL", False),
-    ("emqx_auth_pgsql", "EMQ X Authentication/ACL with PostgreSQL", False),
-    ("emqx_auth_redis", "EMQ X Authentication/ACL with Redis", False),
-    ("emqx_auth_username", "EMQ X Authentication with Username/Password", False),
-    ("emqx_coap", "EMQ X CoAP Gateway", False),
-    ("emqx_dashboard", "EMQ X Web Dashboard", True),
-    ("emqx_delayed_publish", "EMQ X Delayed Publish", True),
-    ("emqx_lwm2m", "EMQ X LwM2M Gateway", False),
-    ("emqx_management", "EMQ X Management API and CLI", True),
-    ("emqx_plugin_template", "EMQ X Plugin Template", False),
-    ("emqx_recon", "EMQ X Recon Plugin", True),
-    ("emqx_reloader", "EMQ X Reloader Plugin", False),
-    ("emqx_retainer", "EMQ X Retainer", True),
-    ("emqx_sn", "EMQ X MQTT-SN Gateway", False),
-    ("emqx_statsd", "Statsd for EMQ X", False),
-    ("emqx_stomp", "EMQ X Stomp Protocol Plugin", False),
-    ("emqx_web_hook", "EMQ X Webhook Plugin", False),
-)
-
-# Plugin schemas: (key, value in the shipped .conf or None, schema doc).
-PLUGIN_SCHEMAS = {
-    "emqx_retainer": (
-        ("retainer.storage_type", "ram", "Where to store the retained messages."),
-        ("retainer.max_retained_messages", "0",
-         "Maximum number of retained messages. 0 means no limit."),
-        ("retainer.max_payload_size", "1MB", "Maximum retained message size."),
-        ("retainer.expiry_interval", "0",
-         "Expiry interval of the retained messages. Never expire if the value is 0."),
-    ),
-    "emqx_management": (
-        ("management.max_row_limit", "10000", "Max Row Limit"),
-        ("management.listener.http", "8080", "HTTP Listener"),
-        ("management.listener.http.acceptors", "2", ""),
-        ("management.listener.http.max_clients", "512", ""),
-        ("management.listener.http.backlog", "512", ""),
-        ("management.listener.http.send_timeout", "15s", ""),
-        ("management.listener.http.send_timeout_close", "on", ""),
-        ("management.listener.https", None, "HTTPS Listener"),
-    ),
-    "emqx_dashboard": (
-        ("dashboard.default_user.login", "admin", "Default user's login name."),
-        ("dashboard.default_user.password", "public", "Default user's password."),
-        ("dashboard.listener.http", "18083", "HTTP Listener"),
-        ("dashboard.listener.http.acceptors", "4", ""),
-        ("dashboard.listener.http.max_clients", "512", ""),
-        ("dashboard.listener.https", None, "HTTPS Listener"),
-    ),
-    "emqx_recon": (
-        ("recon.gc_interval", "5m", "Garbage Collection: interval for all processes."),
-    ),
-    "emqx_auth_username": (
-        ("auth.user.password_hash", "sha256", "Password hash."),
-        ("auth.user.1.username", None, "Username"),
-        ("auth.user.1.password", None, "Password"),
-    ),
-    "emqx_web_hook": (
-        ("web.hook.api.url", "http://127.0.0.1:8080", "Webhook URL"),
-        ("web.hook.rule.client.connected.1", '{"action": "on_client_connected"}', ""),
-        ("web.hook.rule.client.disconnected.1", '{"action": "on_client_disconnected"}', ""),
-        ("web.hook.rule.message.publish.1", '{"action": "on_message_publish"}', ""),
-    ),
-}
-
-# The document's seven listeners, in its order: (protocol, listen_on, acceptors, max_conns).
-LISTENERS = (
-    ("mqtt:ssl", "8883", 16, 102400),
-    ("mqtt:tcp", "0.0.0.0:1883", 8, 1024000),
-    ("mqtt:tcp", "127.0.0.1:11883", 4, 1024000),
-    ("http:dashboard", "18083", 4, 512),
-    ("http:management", "8080", 2, 512),
-    ("mqtt:ws", "8083", 4, 102400),
-    ("mqtt:wss", "8084", 4, 16),
-)
-TCP_LISTENER, WS_LISTENER = 1, 5  # positions in LISTENERS that seeded clients use
-
-# ---------------------------------------------------------------------------
-# Errors and envelopes
-# ---------------------------------------------------------------------------
-
 SUCCESS = 0
 UNKNOWN_ERROR = 102
 MISSING_PARAM = 107
@@ -267,6 +181,10 @@ BAD_PARAM = 108
 NOT_JSON = 109
 CLIENT_NOT_FOUND = 112
 BAD_TOPIC = 115
+
+# ---------------------------------------------------------------------------
+# Errors and envelopes: one writer for success, one for errors
+# ---------------------------------------------------------------------------
 
 
 class ApiError(Exception):
@@ -279,21 +197,41 @@ class ApiError(Exception):
         self.status = status
 
 
-def ok(data=None, meta=None):
-    """Build the success envelope, keys in the broker's order (code, data, meta)."""
-    body = {"code": SUCCESS}
-    if data is not None:
-        body["data"] = data
+def dumps(value):
+    """JSON text as the broker writes it: compact, UTF-8, keys in the order given."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _answer(body, status, code):
+    """Every JSON answer leaves through here; the request remembers its `code`."""
+    g.answer_code = code
+    return app.response_class(body, status=status, mimetype="application/json")
+
+
+def raw_ok(data_text=None, meta=None):
+    """The success envelope around `data` that is already JSON text (keys: code, data, meta)."""
+    body = '{"code":0'
+    if data_text is not None:
+        body += ',"data":' + data_text
     if meta is not None:
-        body["meta"] = meta
-    return body
+        body += f',"meta":{{"page":{meta["page"]},"limit":{meta["limit"]},' \
+                f'"count":{meta["count"]}}}'
+    return _answer(body + "}", 200, SUCCESS)
+
+
+def ok(data=None, meta=None):
+    """The success envelope around Python data."""
+    return raw_ok(None if data is None else dumps(data), meta)
+
+
+def ok_items(items, meta=None):
+    """The success envelope around a list of entities that are already JSON text."""
+    return raw_ok("[" + ",".join(items) + "]", meta)
 
 
 def error_response(code, message, status):
-    """The one error shape of the service."""
-    return app.response_class(
-        json.dumps({"code": code, "message": message}, ensure_ascii=False, separators=(",", ":")),
-        status=status, mimetype="application/json")
+    """The error envelope: {"code": N, "message": ...}."""
+    return _answer(dumps({"code": code, "message": message}), status, code)
 
 
 def not_found():
@@ -305,14 +243,16 @@ def handle_api_error(e):
     return error_response(e.code, e.message, e.status)
 
 
+HTTP_MESSAGES = {404: "not found", 405: "method not allowed", 413: "request body too large"}
+
+
 @app.errorhandler(HTTPException)
 def handle_http_error(e):
     """Routing and protocol errors (404, 405, 413, ...) in the same envelope, headers kept."""
-    response = e.get_response()
-    messages = {404: "not found", 405: "method not allowed", 413: "request body too large"}
-    body = {"code": e.code, "message": messages.get(e.code, e.name.lower())}
-    response.data = json.dumps(body, separators=(",", ":"))
-    response.content_type = "application/json"
+    response = error_response(e.code, HTTP_MESSAGES.get(e.code, e.name.lower()), e.code)
+    for name, value in e.get_response().headers.items():
+        if name not in ("Content-Type", "Content-Length"):
+            response.headers[name] = value
     return response
 
 
@@ -422,13 +362,19 @@ def api(name):
 # Database
 # ---------------------------------------------------------------------------
 
-_ready = set()
-_ready_lock = threading.Lock()
+
+class Connection(sqlite3.Connection):
+    """A SQLite connection that carries what is cached about its database, so a cache can
+    never outlive, nor be mistaken for, the connection it belongs to."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.page_totals = {}  # see _seek
 
 
-def connect(path):
+def open_db(path):
     """Open a connection with the settings every connection needs."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, factory=Connection)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
@@ -436,9 +382,11 @@ def connect(path):
 
 
 _local = threading.local()
+_ready = set()
+_ready_lock = threading.Lock()
 
 
-def _thread_connection(slot, path, prepare=None):
+def thread_connection(slot, path, prepare=None):
     """This thread's connection to `path`, kept across requests in `_local.<slot>`.
 
     Opening is cheap, but closing the last connection to a WAL database checkpoints it,
@@ -449,7 +397,7 @@ def _thread_connection(slot, path, prepare=None):
     if cached is None or cached[0] != path or cached[1] != os.getpid():
         if cached is not None and cached[1] == os.getpid():
             cached[2].close()
-        db = connect(path)
+        db = open_db(path)
         if prepare:
             prepare(db)
         cached = (path, os.getpid(), db)
@@ -466,28 +414,8 @@ def get_db():
                 if path not in _ready:
                     ensure_database(path)
                     _ready.add(path)
-        g.db = _thread_connection("db", path)
+        g.db = thread_connection("db", path)
     return g.db
-
-
-def _prepare_journal(db):
-    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        db.execute("PRAGMA journal_mode = WAL")
-    db.execute(_journal_ddl())
-
-
-def get_journal():
-    """The request journal's connection: a file of its own beside the database
-    (`standin.db` -> `standin-journal.db`), so recording a read never writes to, nor waits
-    on, the cluster's database."""
-    path = os.path.splitext(app.config["DATABASE"])[0] + "-journal.db"
-    return _thread_connection("journal", path, _prepare_journal)
-
-
-@cache
-def _journal_ddl():
-    """The journal's CREATE TABLE, which schema.sql keeps with the others."""
-    return next(s for s in _schema_statements() if " journal (" in s.split("\n", 1)[0])
 
 
 @app.teardown_appcontext
@@ -511,7 +439,8 @@ def transaction(db=None):
     db.execute("COMMIT")
 
 
-def _schema_statements():
+def schema_statements():
+    """The statements of schema.sql, one by one."""
     with app.open_resource("schema.sql", "r") as f:
         script = f.read()
     statement = ""
@@ -524,18 +453,24 @@ def _schema_statements():
             statement = ""
 
 
+# The lists whose rows are counted per block of 1024 ids in page_blocks (by the triggers of
+# schema.sql and by recount): their deep pages seek instead of walking every row.
+PAGED_TABLES = ("connections", "sessions", "subscriptions", "routes")
+
+
 def build_world(db, seed, nodes, clients, progress=None):
     """Create the tables, seed them in bulk, index and count once, then arm the triggers.
 
     Building indexes after a bulk load sorts once instead of inserting at random.
     """
-    statements = [s for s in _schema_statements() if s != _journal_ddl()]
+    statements = list(schema_statements())
     later = [s for s in statements if s.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))]
     triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]
     for statement in statements:
         if statement not in later and statement not in triggers:
             db.execute(statement)
-    seed_cluster(db, seed, nodes, clients, progress)
+    seeding.seed_cluster(db, seed, nodes, clients, app.config["APP_ID"],
+                         app.config["APP_SECRET"], progress)
     for statement in later:
         db.execute(statement)
     recount(db)
@@ -549,7 +484,7 @@ def recount(db):
     db.execute("INSERT INTO routes (topic, node, refs) SELECT route_topic, node, count(*)"
                " FROM subscriptions GROUP BY route_topic, node")
     db.execute("DELETE FROM page_blocks")
-    for table in ("connections", "sessions", "subscriptions", "routes"):
+    for table in PAGED_TABLES:
         db.execute(f"INSERT INTO page_blocks (tbl, node, block, n) SELECT '{table}', node,"
                    f" id >> 10, count(*) FROM {table} GROUP BY node, id >> 10")
     db.execute("UPDATE listeners SET current_conns ="
@@ -584,7 +519,7 @@ def ensure_database(path, seed=None, nodes=None, clients=None, progress=None):
     SQLite's rollback journal (pages go straight to the file, not twice through a WAL) and
     switched to WAL once seeded.
     """
-    db = connect(path)
+    db = open_db(path)
     try:
         db.execute("PRAGMA busy_timeout = 600000")
         db.execute("PRAGMA foreign_keys = OFF")  # bulk seeding; the rows are consistent
@@ -611,94 +546,7 @@ def ensure_database(path, seed=None, nodes=None, clients=None, progress=None):
         db.close()
 
 
-# ---------------------------------------------------------------------------
-# Synthetic cluster
-# ---------------------------------------------------------------------------
-
-DOC_CLIENTS = (
-    # The document's two sample clients, both subscribed to /test.
-    ("emqx-api-test:v1", "emqx-api-test:v1", 64594),
-    ("mqttjs_406e3f9a", None, 64593),
-)
-CLIENT_KINDS = ("sensor", "meter", "gateway", "mqttjs", "paho", "esp32", "tracker", "thermostat")
-REGIONS = ("eu-west", "eu-central", "us-east", "us-west", "ap-south", "ap-east")
-
-
-def node_name(index):
-    return f"emqx@127.0.0.{index}"
-
-
-SUBSCRIPTION_TEMPLATES = (
-    # (filter template, qos, shared): a device's own command topic, wildcards, shared groups.
-    ("devices/{cid}/commands", 1), ("{kind}/{region}/+/status", 0), ("{kind}/{region}/#", 0),
-    ("$share/workers/jobs/new", 1), ("$queue/tasks/ingest", 1), ("alerts/{region}", 2),
-    ("firmware/+/available", 1),
-)
-HEAP_SIZES = (233, 376, 610, 987, 1598)
-PROTO_VERS = (3, 4, 4, 4, 5, 5)
-KEEPALIVES = (30, 60, 60, 120, 300, 60)
-SUB_COUNTS = (0, 1, 1, 2, 2, 3)
-CHUNK = 20000
-PARALLEL_SEED = 100_000  # devices from which a second process makes the rows
-ID_MULTIPLIER = 0x9E3779B97F  # odd, so k -> k * M mod 2**40 is a bijection: ids never collide
-
-
-def device_chunk(task):
-    """Rows of devices start..stop-1 of one node: (sessions, connections, subscriptions).
-
-    Self-contained (its own Random from the seed, node and start), so chunks can be made
-    in another process while SQLite stores the previous ones; same settings, same rows.
-    """
-    seed, index, start, stop, online, now, listeners, mask = task
-    rng = random.Random(f"{seed}:{index}:{start}")
-    node = node_name(index)
-    sessions, connections, subscriptions = [], [], []
-    shared = {t: split_share(t) for t, _ in SUBSCRIPTION_TEMPLATES if t.startswith("$")}
-    for k in range(start, stop):
-        r, r2 = rng.getrandbits(64), rng.getrandbits(64)
-        kind = CLIENT_KINDS[r & 7]
-        cid = f"{kind}-{(((index << 32 | k) * ID_MULTIPLIER) ^ mask) & 0xFFFFFFFFFF:010x}"
-        connected = k < online
-        clean = connected and (r >> 3) & 3 != 0
-        region = REGIONS[(r >> 5) % 6]
-        username = None if (r >> 8) % 10 < 3 else f"{kind}-user-{(r >> 12) % 999 + 1}"
-        created = now - 5 - (r >> 22) % (86400 * 3)
-        n_subs = SUB_COUNTS[(r >> 40) % 6]
-        queued = 0 if connected else (r2 >> 40) % 41
-        sessions.append((cid, node, username, int(clean), created, 0 if clean else 7200,
-                         HEAP_SIZES[(r >> 43) % 5], 150 + (r2 >> 46) % 90000,
-                         queued, queued, n_subs))
-        if connected:
-            proto_ver = PROTO_VERS[(r >> 49) % 6]
-            listener = listeners[WS_LISTENER if (r >> 52) % 100 < 15 else TCP_LISTENER]
-            ip = f"{(10, 172, 192)[(r >> 59) % 3]}.{(r2 >> 8) & 255}.{(r2 >> 16) & 255}." \
-                 f"{(r2 >> 24) % 254 + 1}"
-            connections.append((cid, node, listener, username, ip, 1024 + (r2 >> 32) % 64512,
-                                "MQIsdp" if proto_ver == 3 else "MQTT", proto_ver,
-                                KEEPALIVES[(r >> 56) % 6], int(clean), local_time(created)))
-        picks = list(SUBSCRIPTION_TEMPLATES)
-        for j in range(n_subs):
-            template, qos = picks.pop((r2 >> (3 * j)) % len(picks))
-            if template in shared:
-                route, share = shared[template]
-                subscriptions.append((cid, node, template, qos, route, share))
-            else:
-                topic = template.format(cid=cid, kind=kind, region=region)
-                subscriptions.append((cid, node, topic, qos, topic, None))
-    return sessions, connections, subscriptions
-
-
-def device_chunks(tasks):
-    """Run device_chunk over the tasks, in order; a big seed is made in a second process."""
-    if sum(t[3] - t[2] for t in tasks) < PARALLEL_SEED:
-        yield from map(device_chunk, tasks)
-        return
-    import multiprocessing
-
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        yield from pool.imap(device_chunk, tasks)
-
-
+# One statement per kind of row that several places make.
 SESSION_INSERT = (
     "INSERT INTO sessions (client_id, node, username, clean_start, created_at, expiry_interval,"
     " heap_size, reductions, enqueue_msg, mqueue_len, subscriptions_count)"
@@ -712,144 +560,22 @@ SUBSCRIPTION_INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?)")
 
 
-def seed_cluster(db, seed, nodes, clients, progress=None):
-    """Fill an empty database with the synthetic cluster: same settings, same rows.
-
-    `progress(n)` is told of every n devices stored (the CLI draws a bar with it).
-    """
-    rng = random.Random(seed)
-    now = int(time.time())
-    db.execute("INSERT INTO cluster_stats (id) VALUES (1)")
-    for key, value in (("seed", seed), ("nodes", nodes), ("clients", clients),
-                       ("created_at", now)):
-        db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
-    mask = rng.getrandbits(40)
-    tasks, totals = [], {}
-    for index in range(1, nodes + 1):
-        node = node_name(index)
-        db.execute(
-            "INSERT INTO nodes (name, position, started_at, otp_release, version, sysdescr,"
-            " max_fds, process_available, process_base, memory_total, memory_base,"
-            " load1, load5, load15) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (node, index, now - rng.randint(3600, 86400 * 4), "R21/10.0.5", "3.0",
-             "EMQ X Broker", 7168, 262144, rng.randint(300, 360),
-             rng.randint(76, 140) * 1048576 + rng.randint(0, 1048575),
-             rng.randint(52, 64) * 1048576 + rng.randint(0, 1048575),
-             f"{rng.uniform(0.1, 3):.2f}", f"{rng.uniform(0.1, 3):.2f}",
-             f"{rng.uniform(0.1, 3):.2f}"))
-        db.execute("INSERT INTO node_stats (node) VALUES (?)", (node,))
-        listeners = []
-        for protocol, listen_on, acceptors, max_conns in LISTENERS:
-            shutdown = {}
-            if clients and protocol == "mqtt:tcp" and listen_on.startswith("0.0.0.0"):
-                shutdown = {"closed": rng.randint(1, 9), "kicked": rng.randint(0, 3)}
-            cur = db.execute(
-                "INSERT INTO listeners (node, protocol, listen_on, acceptors, max_conns,"
-                " current_conns, shutdown_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (node, protocol, listen_on, acceptors, max_conns,
-                 1 if protocol == "http:dashboard" else 0, json.dumps(shutdown)))
-            listeners.append(cur.lastrowid)
-        for name, description, active in PLUGINS:
-            db.execute("INSERT INTO plugins (node, name, version, description, active)"
-                       " VALUES (?, ?, ?, ?, ?)", (node, name, "3.0", description, int(active)))
-        for plugin, items in PLUGIN_SCHEMAS.items():
-            for position, (key, value, desc) in enumerate(items):
-                db.execute("INSERT INTO plugin_configs (node, plugin, position, key, value, desc)"
-                           " VALUES (?, ?, ?, ?, ?, ?)", (node, plugin, position, key, value, desc))
-        samples = DOC_CLIENTS[:clients] if index == 1 else ()
-        db.executemany(SESSION_INSERT, [(cid, node, user, 1, now - 3600, 0, 376, 203, 0, 0, 1)
-                                        for cid, user, _port in samples])
-        db.executemany(CONNECTION_INSERT, [
-            (cid, node, listeners[TCP_LISTENER], user, "127.0.0.1", port, "MQTT", 4, 60, 1,
-             local_time(now - 3600)) for cid, user, port in samples])
-        db.executemany(SUBSCRIPTION_INSERT, [(cid, node, "/test", 0, "/test", None)
-                                             for cid, _user, _port in samples])
-        online = clients - len(samples)
-        total = online + clients // 10  # and a tenth more persistent sessions, offline
-        totals[node] = [len(samples)] * 3
-        tasks += [(seed, index, start, min(start + CHUNK, total), online, now,
-                   tuple(listeners), mask) for start in range(0, total, CHUNK)]
-    for task, (sessions, connections, subscriptions) in zip(tasks, device_chunks(tasks),
-                                                             strict=True):
-        db.executemany(SESSION_INSERT, sessions)
-        db.executemany(CONNECTION_INSERT, connections)
-        db.executemany(SUBSCRIPTION_INSERT, subscriptions)
-        counted = totals[node_name(task[1])]
-        for i, rows in enumerate((sessions, connections, subscriptions)):
-            counted[i] += len(rows)
-        if progress:
-            progress(len(sessions))
-    for node, (sessions, connections, subscriptions) in totals.items():
-        _seed_metrics(db, rng, node, sessions, connections, subscriptions)
-    if clients:
-        db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
-                   " VALUES (?, ?, ?, ?, ?, ?)",
-                   (node_name(1), "cpu_high_watermark", "warning", "cpu_high_watermark",
-                    "CPU usage 83% is above the high watermark 80%", now - 600))
-    for i in range(min(6, max(nodes * clients // 10, 2)) if clients else 0):
-        region = REGIONS[i % len(REGIONS)]
-        payload = json.dumps({"region": region, "online": True, "ts": now - i * 60})
-        db.execute("INSERT INTO retained (topic, payload, qos, client_id, created_at)"
-                   " VALUES (?, ?, ?, ?, ?)", (f"status/{region}", payload.encode(), 1,
-                                                None, now - i * 60))
-    if clients:
-        for who, kind, reason in (("flooder-01", "client_id", "publish flood"),
-                                  ("guest", "username", "shared credentials"),
-                                  ("192.168.66.6", "ip_address", "port scan")):
-            db.execute("INSERT INTO banned (who, kind, reason, by, desc, until)"
-                       " VALUES (?, ?, ?, ?, ?, ?)",
-                       (who, kind, json.dumps(reason), '"dashboard"', '"seeded ban"',
-                        json.dumps(now + 86400 * 30) if kind != "username" else None))
+def insert_app(db, app_id, secret, name=None, desc=None, status=None, expired=None):
+    """Store an application; the four free fields may be any JSON and are kept as JSON."""
     db.execute("INSERT INTO apps (app_id, secret, name, desc, status, expired)"
-               " VALUES (?, ?, ?, ?, 'true', 'null')",
-               (app.config["APP_ID"], app.config["APP_SECRET"], '"Default"',
-                '"Application user"'))
+               " VALUES (?, ?, ?, ?, ?, ?)",
+               (app_id, secret, *(json.dumps(v) for v in (name, desc, status, expired))))
+
+
+def hash_password(password):
+    """A dashboard password as stored: salted PBKDF2 (checked once per worker, then cached)."""
+    return generate_password_hash(password, PASSWORD_METHOD)
+
+
+def insert_user(db, username, password_hash, tags):
+    """Store a dashboard user (hash the password before the write transaction)."""
     db.execute("INSERT INTO users (username, password, tags) VALUES (?, ?, ?)",
-               ("admin", generate_password_hash("public", PASSWORD_METHOD), '"administrator"'))
-
-
-def _seed_metrics(db, rng, node, sessions, connections, subs):
-    """Counters of a node that has been up a while, consistent with its rows (0 if empty)."""
-    values = dict.fromkeys(METRIC_KEYS, 0)
-    if not sessions:
-        db.executemany("INSERT INTO metrics (node, key, value) VALUES (?, ?, ?)",
-                       [(node, k, v) for k, v in values.items()])
-        return
-    gone = rng.randint(0, 5)
-    values["packets/connect"] = values["packets/connack"] = sessions + gone
-    values["packets/disconnect/received"] = gone + sessions - connections
-    values["packets/subscribe"] = values["packets/suback"] = subs
-    q = [rng.randint(0, 50 * (sessions + 1)) for _ in range(3)]
-    for qos, n in enumerate(q):
-        values[f"messages/qos{qos}/received"] = n
-        values[f"messages/qos{qos}/sent"] = n * rng.randint(1, 3)
-    values["messages/received"] = values["packets/publish/received"] = sum(q)
-    values["messages/sent"] = values["packets/publish/sent"] = sum(
-        values[f"messages/qos{qos}/sent"] for qos in range(3))
-    values["packets/puback/received"] = values["messages/qos1/sent"]
-    values["packets/puback/sent"] = q[1]
-    values["packets/pubrec/sent"] = values["packets/pubrel/received"] = q[2]
-    values["packets/pubcomp/sent"] = q[2]
-    values["packets/pubrec/received"] = values["packets/pubrel/sent"] = values["messages/qos2/sent"]
-    values["packets/pubcomp/received"] = values["messages/qos2/sent"]
-    values["packets/pingreq"] = values["packets/pingresp"] = rng.randint(0, 100 * (sessions + 1))
-    values["messages/dropped"] = rng.randint(0, sum(q) // 10 + 1)
-    values["packets/received"] = sum(values[k] for k in RECEIVED_PACKETS)
-    values["packets/sent"] = sum(values[k] for k in SENT_PACKETS)
-    values["bytes/received"] = values["packets/received"] * rng.randint(20, 60)
-    values["bytes/sent"] = values["packets/sent"] * rng.randint(20, 60)
-    db.executemany("INSERT INTO metrics (node, key, value) VALUES (?, ?, ?)",
-                   [(node, k, v) for k, v in values.items()])
-
-
-def split_share(topic):
-    """`$share/g/t` -> ("t", "g"); `$queue/t` -> ("t", "$queue"); `t` -> ("t", None)."""
-    if topic.startswith("$share/"):
-        parts = topic.split("/", 2)
-        return (parts[2] if len(parts) == 3 else ""), parts[1]
-    if topic.startswith("$queue/"):
-        return topic[len("$queue/"):], "$queue"
-    return topic, None
+               (username, password_hash, json.dumps(tags)))
 
 
 # ---------------------------------------------------------------------------
@@ -860,7 +586,7 @@ auth = HTTPBasicAuth(realm=REALM)
 _verified = {}  # (stored hash, sha256 of the password) -> bool; a changed hash never matches
 
 
-def _password_ok(stored, password):
+def password_ok(stored, password):
     """Check a salted hash, remembering the outcome so Basic auth stays cheap per request."""
     key = (stored, hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest())
     if key not in _verified:
@@ -870,7 +596,7 @@ def _password_ok(stored, password):
     return _verified[key]
 
 
-def _json_value(text):
+def json_value(text):
     return None if text is None else json.loads(text)
 
 
@@ -883,13 +609,13 @@ def verify_password(username, password):
     row = db.execute("SELECT secret, status, expired FROM apps WHERE app_id = ?",
                      (username,)).fetchone()
     if row is not None and hmac.compare_digest(row["secret"].encode(), password.encode()):
-        expired = _json_value(row["expired"])
-        if _json_value(row["status"]) is True and (
+        expired = json_value(row["expired"])
+        if json_value(row["status"]) is True and (
                 not isinstance(expired, (int, float)) or isinstance(expired, bool)
                 or expired >= time.time()):
             return {"app_id": username}
     row = db.execute("SELECT password FROM users WHERE username = ?", (username,)).fetchone()
-    if row is not None and _password_ok(row["password"], password):
+    if row is not None and password_ok(row["password"], password):
         return {"username": username}
     return None
 
@@ -901,49 +627,43 @@ def auth_error(status):
 
 _require_auth = auth.login_required(lambda: None)
 OPEN_PATHS = {("POST", "/api/v3/auth")}
+# Paths that take credentials: the API, and the stand-in's controls, which share its logins.
+PROTECTED_PREFIXES = ("/api/v3", "/_standin")
 
 
 @app.before_request
-def authenticate():
-    """Basic auth on every /api/v3/ path, known or not, before routing answers (as minirest)."""
+def limit_body_size():
+    """413 for a body over the limit, also on routes that would never read it."""
     if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
-        raise RequestEntityTooLarge()  # also where the route would never read the body
+        raise RequestEntityTooLarge()
+
+
+@app.before_request
+def require_credentials():
+    """Basic auth on every protected path, known or not.
+
+    A hook rather than a decorator on each view because credentials come before routing:
+    minirest answers an unknown /api/v3 path without credentials with 401, not 404.
+    """
     path = request.path
-    if not (path.startswith("/api/v3") or path.startswith("/_standin")):
+    if not path.startswith(PROTECTED_PREFIXES) or (request.method, path.rstrip("/")) in OPEN_PATHS:
         return None
-    g.started = time.perf_counter()
-    if (request.method, path.rstrip("/")) not in OPEN_PATHS:
-        scheme = request.headers.get("Authorization", "").split(" ", 1)[0]
-        # Werkzeug also decodes a Bearer token that happens to be base64 "user:pass".
-        denied = auth.auth_error_callback(401) if scheme and scheme.lower() != "basic" \
-            else _require_auth()
-        if denied is not None:
-            return denied
-    if isinstance(request.routing_exception, MethodNotAllowed) and _undecodable(path):
-        raise not_found()  # text that does not decode matches no route, for any method
-    if path.startswith("/api/v3"):
-        return inject_faults()
-    return None
+    scheme = request.headers.get("Authorization", "").split(" ", 1)[0]
+    # Flask-HTTPAuth's get_auth decodes "user:pass" after any scheme (a Bearer token that
+    # happens to be base64 of one would log in): only Basic is taken.
+    if scheme and scheme.lower() != "basic":
+        return auth.auth_error_callback(401)
+    return _require_auth()
 
 
-def _undecodable(path):
-    try:
-        unquote(request.environ.get("PATH_INFO", path), errors="strict")
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-@app.after_request
-def journal_request(response):
-    """Every /api/v3/ request lands in the journal (controls, /status and the overview
-    page's own polling, marked X-Standin-Overview, do not)."""
-    if request.path.startswith("/api/v3") and "X-Standin-Overview" not in request.headers:
+@app.before_request
+def refuse_undecodable_paths():
+    """Text that does not decode matches no route, whatever the method: 404, not 405."""
+    if isinstance(request.routing_exception, MethodNotAllowed):
         try:
-            record_request(response)
-        except Exception:  # the journal never costs the caller its answer
-            app.logger.exception("journal write failed")
-    return response
+            unquote(request.environ.get("PATH_INFO", request.path), errors="strict")
+        except UnicodeDecodeError:
+            raise not_found() from None
 
 
 # ---------------------------------------------------------------------------
@@ -973,7 +693,7 @@ def _not_unicode(data):
     return None
 
 
-def _no_constants(name):
+def no_constants(name):
     raise ValueError(f"{name} is not JSON")
 
 
@@ -985,7 +705,7 @@ def params():
     body = request.get_data(cache=True)
     if body.strip():
         try:
-            data = json.loads(body, parse_constant=_no_constants)
+            data = json.loads(body, parse_constant=no_constants)
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(NOT_JSON, "request parameter is not a json", 400) from None
         if not isinstance(data, dict):
@@ -999,7 +719,7 @@ def params():
     return merged
 
 
-def _int_param(name, default, minimum):
+def int_param(name, default, minimum):
     value = params().get(name, default)
     if isinstance(value, bool):
         raise ApiError(BAD_PARAM, f"'{name}' must be an integer")
@@ -1025,8 +745,8 @@ def paginated(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        g.page = _int_param("_page", 1, None)
-        g.limit = _int_param("_limit", app.config["MAX_ROW_LIMIT"], 1)
+        g.page = int_param("_page", 1, None)
+        g.limit = int_param("_limit", app.config["MAX_ROW_LIMIT"], 1)
         return view(*args, **kwargs)
 
     return wrapper
@@ -1035,18 +755,18 @@ def paginated(view):
 DEEP_OFFSET = 4096
 
 
-def fetch_page(table, columns, where, args, count, indexed=True):
+def fetch_page(table, columns, where, args, count):
     """One page of `table` rows matching `where`, in id order, plus the broker's meta.
 
-    A deep page of an `indexed` table (one kept in page_blocks) starts from the block that
-    holds its first row, so the last page of a million rows costs what the first one does.
+    A deep page of a table in PAGED_TABLES starts from the block that holds its first row,
+    so the last page of a million rows costs what the first one does.
     """
     offset = (max(g.page, 1) - 1) * g.limit
     db = get_db()
     start = 0
     if offset >= count:  # past the end (count is exact): nothing to read
         start = None
-    elif indexed and offset >= DEEP_OFFSET:
+    elif table in PAGED_TABLES and offset >= DEEP_OFFSET:
         start, offset = _seek(db, table, where, args, offset)
     if start is None:
         rows = []
@@ -1060,13 +780,13 @@ def fetch_page(table, columns, where, args, count, indexed=True):
 def _seek(db, table, where, args, offset):
     """(first id of the block holding row number `offset`, offset left within it).
 
-    The running totals of the blocks are kept per thread (with its connection) until the
-    database changes: PRAGMA data_version moves on other connections' commits,
-    total_changes on this one's.
+    The running totals of the blocks are kept on the connection until the database
+    changes: PRAGMA data_version moves on other connections' commits, total_changes on
+    this one's.
     """
     version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
-    cache = _local.__dict__.setdefault("blocks", {})
-    key = (id(db), table, where, args)
+    cache = db.page_totals
+    key = (table, where, args)
     hit = cache.get(key)
     if hit is None or hit[0] != version:
         rows = db.execute(f"SELECT block, sum(n) FROM page_blocks WHERE tbl = ? AND {where}"
@@ -1147,15 +867,6 @@ SUBSCRIPTION_SQL = _sql_object(("client_id", "client_id"), ("node", "node"), ("q
 ROUTE_SQL = _sql_object(("node", "node"), ("topic", "topic"))
 
 
-def raw_ok(items, meta=None):
-    """The success envelope around entities that are already JSON text."""
-    body = '{"code":0,"data":[' + ",".join(items) + "]"
-    if meta is not None:
-        body += (f',"meta":{{"page":{meta["page"]},"limit":{meta["limit"]},'
-                 f'"count":{meta["count"]}}}')
-    return app.response_class(body + "}\n", mimetype="application/json")
-
-
 def node_row(name, running=True):
     """The node named in a path: JSON 404 if unknown, `nodedown` if stopped (when asked)."""
     row = get_db().execute("SELECT * FROM nodes WHERE name = ?", (name,)).fetchone()
@@ -1179,7 +890,7 @@ def running_nodes():
     return [name for name, status in _node_states() if status == "Running"]
 
 
-def _all_nodes_running():
+def all_nodes_running():
     return all(status == "Running" for _name, status in _node_states())
 
 
@@ -1187,8 +898,8 @@ def node_filter(node=None):
     """SQL condition and arguments restricting rows to one node or to the running nodes."""
     if node is not None:
         return "node = ?", (node,)
-    if _all_nodes_running():
-        return "1", ()
+    if all_nodes_running():
+        return "TRUE", ()
     names = running_nodes()
     return f"node IN ({','.join('?' * len(names))})", tuple(names)
 
@@ -1290,10 +1001,10 @@ def node_configs(node):
 
 
 def banned_json(row):
-    return {"as": row["kind"], "by": undefined(_json_value(row["by"])),
-            "desc": undefined(_json_value(row["desc"])),
-            "reason": undefined(_json_value(row["reason"])),
-            "until": undefined(_json_value(row["until"])), "who": row["who"]}
+    return {"as": row["kind"], "by": undefined(json_value(row["by"])),
+            "desc": undefined(json_value(row["desc"])),
+            "reason": undefined(json_value(row["reason"])),
+            "until": undefined(json_value(row["until"])), "who": row["who"]}
 
 
 def app_json(row, with_secret=False):
@@ -1301,7 +1012,7 @@ def app_json(row, with_secret=False):
     if with_secret:
         out["secret"] = row["secret"]
     for key in ("name", "desc", "status", "expired"):
-        out[key] = undefined(_json_value(row[key]))
+        out[key] = undefined(json_value(row[key]))
     return out
 
 
@@ -1319,7 +1030,7 @@ def list_api():
 @app.get("/status")
 def status():
     """Health text of the management listener (no credentials)."""
-    node = node_name(1)
+    node = seeding.node_name(1)
     try:
         row = get_db().execute("SELECT name, node_status FROM nodes ORDER BY position"
                                " LIMIT 1").fetchone()
@@ -1394,7 +1105,7 @@ def _list_rows(table, entity_sql, count_column, node):
         node_row(node)
     where, args = node_filter(node)
     rows, meta = fetch_page(table, entity_sql, where, args, stat_total(count_column, node))
-    return raw_ok([r[0] for r in rows], meta)
+    return ok_items([r[0] for r in rows], meta)
 
 
 def _lookup_rows(table, entity_sql, clientid, node):
@@ -1403,7 +1114,7 @@ def _lookup_rows(table, entity_sql, clientid, node):
     where, args = node_filter(node)
     rows = get_db().execute(f"SELECT {entity_sql} FROM {table} WHERE client_id = ? AND {where}"
                             " ORDER BY id", (clientid, *args)).fetchall()
-    return raw_ok([r[0] for r in rows])
+    return ok_items([r[0] for r in rows])
 
 
 @api("list_connections")
@@ -1456,12 +1167,12 @@ def lookup_client_subscriptions(clientid, node=None):
 def list_routes():
     """List routes."""
     where, args = node_filter()
-    if where == "1":
+    if all_nodes_running():
         count = get_db().execute("SELECT routes_count FROM cluster_stats").fetchone()[0]
     else:  # a stopped node's routes leave the cluster table
         count = get_db().execute(f"SELECT count(*) FROM routes WHERE {where}", args).fetchone()[0]
     rows, meta = fetch_page("routes", ROUTE_SQL, where, args, count)
-    return raw_ok([r[0] for r in rows], meta)
+    return ok_items([r[0] for r in rows], meta)
 
 
 @api("lookup_routes")
@@ -1470,7 +1181,7 @@ def lookup_routes(topic):
     where, args = node_filter()
     rows = get_db().execute(f"SELECT {ROUTE_SQL} FROM routes WHERE topic = ? AND {where}"
                             " ORDER BY id", (topic, *args)).fetchall()
-    return raw_ok([r[0] for r in rows])
+    return ok_items([r[0] for r in rows])
 
 
 # ---------------------------------------------------------------------------
@@ -1532,7 +1243,7 @@ def list_banned():
     now = time.time()
     count = get_db().execute(f"SELECT count(*) FROM banned WHERE {BANNED_ACTIVE}",
                              (now,)).fetchone()[0]
-    rows, meta = fetch_page("banned", "*", BANNED_ACTIVE, (now,), count, indexed=False)
+    rows, meta = fetch_page("banned", "*", BANNED_ACTIVE, (now,), count)
     return ok([banned_json(r) for r in rows], meta)
 
 
@@ -1552,7 +1263,7 @@ def lookup_app(appid):
 @api("list_users")
 def list_users():
     """List users."""
-    return ok([{"username": r["username"], "tags": undefined(_json_value(r["tags"]))}
+    return ok([{"username": r["username"], "tags": undefined(json_value(r["tags"]))}
                for r in get_db().execute("SELECT username, tags FROM users ORDER BY id")])
 
 
@@ -1660,6 +1371,16 @@ def topic_matches(topic_filter, name):
         if i >= len(n_levels) or (word != "+" and word != n_levels[i]):
             return False
     return len(f_levels) == len(n_levels)
+
+
+def split_share(topic):
+    """`$share/g/t` -> ("t", "g"); `$queue/t` -> ("t", "$queue"); `t` -> ("t", None)."""
+    if topic.startswith("$share/"):
+        parts = topic.split("/", 2)
+        return (parts[2] if len(parts) == 3 else ""), parts[1]
+    if topic.startswith("$queue/"):
+        return topic[len("$queue/"):], "$queue"
+    return topic, None
 
 
 # ---------------------------------------------------------------------------
@@ -1835,8 +1556,7 @@ def subscribe(db, session, topic, qos):
                      (qos, session["client_id"], topic))
     if cur.rowcount:
         return
-    db.execute("INSERT INTO subscriptions (client_id, node, topic, qos, route_topic, share)"
-               " VALUES (?, ?, ?, ?, ?, ?)",
+    db.execute(SUBSCRIPTION_INSERT,
                (session["client_id"], session["node"], topic, qos, route, share))
     if share is not None or not plugin_active(db, session["node"], "emqx_retainer"):
         return
@@ -1875,6 +1595,75 @@ def disconnect(db, client_id, reason):
                " coalesce(json_extract(shutdown_count, ?), 0) + 1) WHERE id = ?",
                (path, path, conn["listener_id"]))
     return conn
+
+
+def banned_now(db, kind, who):
+    """Is `who` (a client id, username or IP address) under an active ban?"""
+    return who is not None and db.execute(
+        f"SELECT 1 FROM banned WHERE kind = ? AND who = ? AND {BANNED_ACTIVE}",
+        (kind, who, time.time())).fetchone() is not None
+
+
+def connect_client(db, node, client_id, username=None, clean=True, proto_ver=4, keepalive=60,
+                   ip="127.0.0.1", port=0, subscriptions=()):
+    """A device's CONNECT reaching `node`; False if refused by a ban (the CONNECT counts).
+
+    An existing connection of the same client id is taken over; a persistent session
+    resumes (its queue drains to the device) or moves to this node with its
+    subscriptions; `subscriptions` ((filter, qos) pairs) are then subscribed as one
+    SUBSCRIBE.
+    """
+    counts = Counter({(node, "packets/connect"): 1, (node, "packets/connack"): 1,
+                      (node, "bytes/received"): 14 + len(client_id.encode())
+                      + len((username or "").encode()), (node, "bytes/sent"): 4})
+    if (banned_now(db, "client_id", client_id) or banned_now(db, "username", username)
+            or banned_now(db, "ip_address", ip)):
+        bump(db, counts)
+        return False
+    if db.execute("SELECT 1 FROM connections WHERE client_id = ?", (client_id,)).fetchone():
+        disconnect(db, client_id, "discarded")  # takeover: the old connection goes
+    session = db.execute("SELECT * FROM sessions WHERE client_id = ?", (client_id,)).fetchone()
+    if session is not None and (clean or session["node"] != node):
+        _end_or_move_session(db, session, node, clean)
+        session = None if clean else session
+    now = int(time.time())
+    if session is None or clean:
+        db.execute(SESSION_INSERT, (client_id, node, username, int(clean), now,
+                                    0 if clean else 7200, 376, 200, 0, 0, 0))
+    elif queued := session["mqueue_len"]:  # the queue drains to the device that came back
+        db.execute("UPDATE sessions SET mqueue_len = 0, deliver_msg = deliver_msg + ?"
+                   " WHERE client_id = ?", (queued, client_id))
+        counts[(node, "messages/sent")] += queued
+        counts[(node, "packets/publish/sent")] += queued
+    listener = db.execute("SELECT id FROM listeners WHERE node = ? AND protocol = 'mqtt:tcp'"
+                          " ORDER BY id LIMIT 1", (node,)).fetchone()["id"]
+    db.execute(CONNECTION_INSERT, (client_id, node, listener, username, ip, port,
+                                   "MQIsdp" if proto_ver == 3 else "MQTT", proto_ver,
+                                   keepalive, int(clean), local_time(now)))
+    bump(db, counts)
+    if subscriptions:
+        bump(db, {(node, "packets/subscribe"): 1, (node, "packets/suback"): 1})
+        for topic, qos in subscriptions:
+            subscribe(db, {"client_id": client_id, "node": node}, topic, qos)
+    return True
+
+
+def _end_or_move_session(db, session, node, clean):
+    """A clean start ends the old session; a persistent one moves to `node`, taking its
+    subscriptions along (no SUBSCRIBE from the device, so no retained delivery)."""
+    client_id = session["client_id"]
+    kept = [] if clean else db.execute(
+        "SELECT topic, qos FROM subscriptions WHERE client_id = ? ORDER BY id",
+        (client_id,)).fetchall()
+    db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+    if clean:
+        return
+    columns = [k for k in session.keys() if k not in ("id", "subscriptions_count")]
+    db.execute(f"INSERT INTO sessions ({', '.join(columns)}) VALUES"
+               f" ({', '.join('?' * len(columns))})",
+               [node if k == "node" else session[k] for k in columns])
+    db.executemany(SUBSCRIPTION_INSERT, [(client_id, node, r["topic"], r["qos"],
+                                          *split_share(r["topic"])) for r in kept])
 
 
 # ---------------------------------------------------------------------------
@@ -2048,8 +1837,7 @@ def generate_secret():
     return base64.b64encode(str(guid).encode()).decode().rstrip("=")
 
 
-def _app_fields():
-    return [json.dumps(params().get(k)) for k in ("name", "desc", "status", "expired")]
+APP_FIELDS = ("name", "desc", "status", "expired")
 
 
 @api("add_app")
@@ -2061,8 +1849,7 @@ def add_app():
         raise ApiError(BAD_PARAM, "'app_id' must not be empty")
     with transaction() as db:
         try:
-            db.execute("INSERT INTO apps (app_id, secret, name, desc, status, expired)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", (app_id, secret, *_app_fields()))
+            insert_app(db, app_id, secret, *(params().get(k) for k in APP_FIELDS))
         except sqlite3.IntegrityError:
             raise ApiError(UNKNOWN_ERROR, "alread_existed") from None  # sic
     return ok({"secret": secret})
@@ -2074,7 +1861,8 @@ def update_app(appid):
     with transaction() as db:
         # All four fields are overwritten; omitted ones become undefined (as the broker).
         cur = db.execute("UPDATE apps SET name = ?, desc = ?, status = ?, expired = ?"
-                         " WHERE app_id = ?", (*_app_fields(), appid))
+                         " WHERE app_id = ?",
+                         (*(json.dumps(params().get(k)) for k in APP_FIELDS), appid))
         if not cur.rowcount:
             raise ApiError(UNKNOWN_ERROR, "ont_found")  # sic
     return ok()
@@ -2093,7 +1881,7 @@ def char_codes(text):
     return [ord(c) for c in text]
 
 
-def _user_password(db, username):
+def user_password(db, username):
     row = db.execute("SELECT password FROM users WHERE username = ?", (username,)).fetchone()
     return None if row is None else row["password"]
 
@@ -2107,10 +1895,10 @@ def auth_user():
         raise ApiError(UNKNOWN_ERROR, "Username undefined")
     if password is None:
         raise ApiError(UNKNOWN_ERROR, "Password undefined")
-    stored = _user_password(get_db(), username)
+    stored = user_password(get_db(), username)
     if stored is None:
         raise ApiError(UNKNOWN_ERROR, "Username Not Found")
-    if not _password_ok(stored, password):
+    if not password_ok(stored, password):
         raise ApiError(UNKNOWN_ERROR, "Password Error")
     return ok()
 
@@ -2122,12 +1910,10 @@ def create_user():
     password = string_param("password", required=False)
     if not username or not password:
         raise ApiError(UNKNOWN_ERROR, "Username or password undefined")
-    tags = json.dumps(params().get("tags"))
-    hashed = generate_password_hash(password, PASSWORD_METHOD)
+    hashed = hash_password(password)
     with transaction() as db:
         try:
-            db.execute("INSERT INTO users (username, password, tags) VALUES (?, ?, ?)",
-                       (username, hashed, tags))
+            insert_user(db, username, hashed, params().get("tags"))
         except sqlite3.IntegrityError:
             raise ApiError(UNKNOWN_ERROR, char_codes("username already exist")) from None
     return ok()
@@ -2162,16 +1948,16 @@ def change_pwd(username):
     if old is None:
         raise ApiError(UNKNOWN_ERROR, "Password undefined")
     with transaction() as db:
-        stored = _user_password(db, username)
+        stored = user_password(db, username)
         if stored is None:
             raise ApiError(UNKNOWN_ERROR, "Username Not Found")
-        if not _password_ok(stored, old):
+        if not password_ok(stored, old):
             raise ApiError(UNKNOWN_ERROR, "Password Error")
         new = string_param("new_pwd")
         if not new:
             raise ApiError(BAD_PARAM, "'new_pwd' must not be empty")
         db.execute("UPDATE users SET password = ? WHERE username = ?",
-                   (generate_password_hash(new, PASSWORD_METHOD), username))
+                   (hash_password(new), username))
     return ok()
 
 
@@ -2237,478 +2023,17 @@ def update_plugin_configs(node, plugin):
 
 
 # ---------------------------------------------------------------------------
-# Test-environment controls (/_standin/): not part of EMQ X, never in the catalogue
-# ---------------------------------------------------------------------------
-
-SEVERITIES = ("notice", "warning", "error", "critical")
-ROUTE_NAMES = frozenset(name for name, *_ in CATALOGUE) | {"list_api"}
-SECRET_KEYS = ("password", "pwd", "secret")
-
-
-def settings(db=None):
-    """The cluster settings the database was seeded with."""
-    db = db or get_db()
-    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    return {"seed": int(meta["seed"]), "nodes": int(meta["nodes"]),
-            "clients": int(meta["clients"])}
-
-
-def rebuild(db, seed, nodes, clients, progress=None):
-    """Replace the whole world by a freshly seeded one, in a single transaction.
-
-    Readers in other workers keep seeing the old world until the commit (WAL snapshots),
-    then the new one: never a mix.
-    """
-    db.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
-    try:
-        with transaction(db):
-            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
-                                      " AND name NOT LIKE 'sqlite_%'").fetchall():
-                db.execute(f'DROP TABLE "{name}"')
-            build_world(db, seed, nodes, clients, progress)
-    finally:
-        db.execute("PRAGMA foreign_keys = ON")
-    get_journal().execute("DELETE FROM journal")  # the journal starts over with the world
-
-
-def _int_setting(body, name, default, low, high):
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ApiError(BAD_PARAM, f"'{name}' must be an integer from {low} to {high}")
-    return value
-
-
-def body_object():
-    """The JSON body of a control request ({} when empty)."""
-    return {k: v for k, v in params().items() if k not in request.args}
-
-
-@app.get("/_standin")
-def standin_index():
-    """What the controls are and how the stand-in is set up."""
-    return ok({
-        "settings": settings(), "faults": active_faults()[0],
-        "journal_size": app.config["JOURNAL_SIZE"],
-        "controls": [
-            {"method": "POST", "path": "/_standin/reset",
-             "descr": "Rebuild the cluster from scratch ({seed, nodes, clients})"},
-            {"method": "POST", "path": "/_standin/clients", "descr": "A simulated device connects"},
-            {"method": "DELETE", "path": "/_standin/clients/:clientid",
-             "descr": "A simulated device disconnects on its own"},
-            {"method": "POST", "path": "/_standin/alarms", "descr": "Raise an alarm"},
-            {"method": "DELETE", "path": "/_standin/alarms/:id", "descr": "Clear an alarm"},
-            {"method": "PUT", "path": "/_standin/nodes/:node",
-             "descr": "Stop or start a node ({node_status: Stopped|Running})"},
-            {"method": "GET|PUT|DELETE", "path": "/_standin/faults",
-             "descr": "Latency and error injection"},
-            {"method": "GET|DELETE", "path": "/_standin/journal",
-             "descr": "The most recent API requests"},
-        ]})
-
-
-@app.get("/_standin/openapi.json")
-def standin_openapi():
-    """The OpenAPI 3 description of the API and the controls (openapi.json)."""
-    with app.open_resource("openapi.json", "rb") as f:
-        return Response(f.read(), mimetype="application/json")
-
-
-@app.post("/_standin/reset")
-def standin_reset():
-    """Rebuild the synthetic cluster; defaults are the current settings."""
-    body = body_object()
-    current = settings()
-    seed = _int_setting(body, "seed", current["seed"], -(2 ** 62), 2 ** 62)
-    nodes = _int_setting(body, "nodes", current["nodes"], 1, 64)
-    clients = _int_setting(body, "clients", current["clients"], 0, 2_000_000)
-    rebuild(get_db(), seed, nodes, clients)
-    return ok({"seed": seed, "nodes": nodes, "clients": clients})
-
-
-def _banned_now(db, kind, who):
-    return who is not None and db.execute(
-        f"SELECT 1 FROM banned WHERE kind = ? AND who = ? AND {BANNED_ACTIVE}",
-        (kind, who, time.time())).fetchone() is not None
-
-
-@app.post("/_standin/clients")
-def standin_connect():
-    """A simulated device connects (taking over an existing connection of the same id)."""
-    body = body_object()
-    client_id = string_param("client_id")
-    if not client_id or len(client_id) > 1024 or "\0" in client_id:
-        raise ApiError(BAD_PARAM, "'client_id' must be a non-empty string without NUL")
-    username = string_param("username", required=False)
-    clean = bool_param("clean_start", True)
-    proto_ver = body.get("proto_ver", 4)
-    if type(proto_ver) is not int or proto_ver not in (3, 4, 5):
-        raise ApiError(BAD_PARAM, "'proto_ver' must be 3, 4 or 5")
-    keepalive = _int_setting(body, "keepalive", 60, 0, 65535)
-    port = _int_setting(body, "port", random.randint(49152, 65535), 1, 65535)
-    ip = string_param("ipaddress", required=False, default="127.0.0.1")
-    try:
-        ip = str(ipaddress.ip_address(ip))
-    except ValueError:
-        raise ApiError(BAD_PARAM, "'ipaddress' must be an IP address") from None
-    subs = body.get("subscriptions", [])
-    if not isinstance(subs, list) or not all(
-            isinstance(s, dict) and isinstance(s.get("topic"), str) for s in subs):
-        raise ApiError(BAD_PARAM, "'subscriptions' must be a list of {\"topic\", \"qos\"}")
-    subs = [(s["topic"], s.get("qos", 0)) for s in subs]
-    if any(isinstance(q, bool) or q not in (0, 1, 2) for _, q in subs):
-        raise ApiError(BAD_PARAM, "'qos' of a subscription must be 0, 1 or 2")
-    if not all(valid_filter(t) for t, _ in subs):
-        raise ApiError(BAD_TOPIC, "bad_topic")
-    with transaction() as db:
-        if not running_nodes():
-            raise ApiError(UNKNOWN_ERROR, "nodedown")
-        node = node_row(string_param("node", required=False, default=running_nodes()[0]))["name"]
-        counts = Counter({(node, "packets/connect"): 1, (node, "packets/connack"): 1,
-                          (node, "bytes/received"): 14 + len(client_id.encode())
-                          + len((username or "").encode()), (node, "bytes/sent"): 4})
-        refused = (_banned_now(db, "client_id", client_id) or _banned_now(db, "username", username)
-                   or _banned_now(db, "ip_address", ip))
-        if refused:  # counted like any CONNECT; returning commits the count
-            bump(db, counts)
-            return error_response(403, "banned", 403)
-        old = db.execute("SELECT node FROM connections WHERE client_id = ?",
-                         (client_id,)).fetchone()
-        if old is not None:
-            disconnect(db, client_id, "discarded")  # takeover: the old connection goes
-        session = db.execute("SELECT * FROM sessions WHERE client_id = ?",
-                             (client_id,)).fetchone()
-        if session is not None and (clean or session["node"] != node):
-            kept = [] if clean else db.execute(
-                "SELECT topic, qos FROM subscriptions WHERE client_id = ? ORDER BY id",
-                (client_id,)).fetchall()
-            db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
-            if not clean:  # the persistent session moves to the node the device reached
-                columns = [k for k in session.keys() if k not in ("id", "subscriptions_count")]
-                db.execute(f"INSERT INTO sessions ({', '.join(columns)}) VALUES"
-                           f" ({', '.join('?' * len(columns))})",
-                           [node if k == "node" else session[k] for k in columns])
-                # Its subscriptions move with it (no SUBSCRIBE from the device, no retained).
-                db.executemany(SUBSCRIPTION_INSERT, [
-                    (client_id, node, r["topic"], r["qos"], *split_share(r["topic"]))
-                    for r in kept])
-            session = None if clean else session
-        now = int(time.time())
-        if session is None or clean:
-            db.execute("INSERT INTO sessions (client_id, node, username, clean_start, created_at,"
-                       " expiry_interval, heap_size, reductions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (client_id, node, username, int(clean), now, 0 if clean else 7200,
-                        376, 200))
-        else:
-            queued = session["mqueue_len"]
-            if queued:  # the queue drains to the device that came back
-                db.execute("UPDATE sessions SET mqueue_len = 0, deliver_msg = deliver_msg + ?"
-                           " WHERE client_id = ?", (queued, client_id))
-                counts[(node, "messages/sent")] += queued
-                counts[(node, "packets/publish/sent")] += queued
-        listener = db.execute("SELECT id FROM listeners WHERE node = ? AND protocol = 'mqtt:tcp'"
-                              " ORDER BY id LIMIT 1", (node,)).fetchone()["id"]
-        db.execute(
-            "INSERT INTO connections (client_id, node, listener_id, username, ipaddress, port,"
-            " proto_name, proto_ver, keepalive, clean_start, connected_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (client_id, node, listener, username, ip, port, "MQIsdp" if proto_ver == 3 else "MQTT",
-             proto_ver, keepalive, int(clean), local_time(now)))
-        bump(db, counts)
-        if subs:
-            bump(db, {(node, "packets/subscribe"): 1, (node, "packets/suback"): 1})
-            session = {"client_id": client_id, "node": node}
-            for topic, qos in subs:
-                subscribe(db, session, topic, qos)
-        row = db.execute(f"SELECT {CONNECTION_SQL} FROM connections WHERE client_id = ?",
-                         (client_id,)).fetchone()
-    return ok(json.loads(row[0]))
-
-
-@app.delete("/_standin/clients/<tail:clientid>")
-def standin_disconnect(clientid):
-    """The device disconnects on its own: a clean session ends, a persistent one stays."""
-    with transaction() as db:
-        conn = disconnect(db, clientid, "closed")
-        if not conn:
-            raise ApiError(CLIENT_NOT_FOUND, "not_found")
-        bump(db, {(conn["node"], "packets/disconnect/received"): 1,
-                  (conn["node"], "bytes/received"): 2})
-    return ok()
-
-
-@app.post("/_standin/alarms")
-def standin_raise_alarm():
-    """Raise an alarm on a node (newest first in both alarm routes)."""
-    alarm_id = string_param("id")
-    severity = string_param("severity", required=False, default="warning")
-    if severity not in SEVERITIES:
-        raise ApiError(BAD_PARAM, f"'severity' must be one of: {list(SEVERITIES)}")
-    title = string_param("title", required=False, default=alarm_id)
-    summary = string_param("summary", required=False, default="")
-    with transaction() as db:
-        node = node_row(string_param("node", required=False, default=node_name(1)))["name"]
-        cur = db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
-                         " VALUES (?, ?, ?, ?, ?, ?)",
-                         (node, alarm_id, severity, title, summary, int(time.time())))
-        row = db.execute("SELECT * FROM alarms WHERE id = ?", (cur.lastrowid,)).fetchone()
-    return ok({"node": node, **alarm_json(row)})
-
-
-@app.delete("/_standin/alarms/<tail:alarm_id>")
-def standin_clear_alarm(alarm_id):
-    """Clear an alarm (on every node, or on ?node=)."""
-    node = string_param("node", required=False)
-    with transaction() as db:
-        if node is None:
-            cur = db.execute("DELETE FROM alarms WHERE alarm_id = ?", (alarm_id,))
-        else:
-            cur = db.execute("DELETE FROM alarms WHERE alarm_id = ? AND node = ?",
-                             (alarm_id, node))
-        if not cur.rowcount:
-            raise not_found()
-    return ok()
-
-
-@app.put("/_standin/nodes/<seg:node>")
-def standin_node_status(node):
-    """Stop or start a node of the synthetic cluster."""
-    status = string_param("node_status")
-    if status not in ("Running", "Stopped"):
-        raise ApiError(BAD_PARAM, "'node_status' must be \"Running\" or \"Stopped\"")
-    with transaction() as db:
-        name = node_row(node, running=False)["name"]
-        db.execute("UPDATE nodes SET node_status = ? WHERE name = ?", (status, name))
-        if status == "Running":  # a restarted node has a fresh uptime
-            db.execute("UPDATE nodes SET started_at = ? WHERE name = ? AND node_status = ?",
-                       (int(time.time()), name, status))
-    return ok({"node": name, "node_status": status})
-
-
-def _validate_faults(body):
-    """Check a fault description; returns it normalised."""
-    out = {}
-    latency = body.get("latency_ms", 0)
-    if isinstance(latency, dict):
-        low, high = latency.get("min", 0), latency.get("max", 0)
-    else:
-        low = high = latency
-    if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 60000
-           for v in (low, high)) or low > high:
-        raise ApiError(BAD_PARAM, "'latency_ms' must be an integer or {\"min\", \"max\"}"
-                                  " from 0 to 60000, min <= max")
-    out["latency_ms"] = {"min": low, "max": high}
-    rate = body.get("error_rate", 0)
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-        raise ApiError(BAD_PARAM, "'error_rate' must be a number from 0 to 1")
-    out["error_rate"] = rate
-    error = body.get("error", {})
-    if not isinstance(error, dict):
-        raise ApiError(BAD_PARAM, "'error' must be an object {status, code, message}")
-    status = error.get("status", 503)
-    code = error.get("code", UNKNOWN_ERROR)
-    message = error.get("message", "injected fault")
-    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-        raise ApiError(BAD_PARAM, "'error.status' must be an HTTP status from 200 to 599")
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise ApiError(BAD_PARAM, "'error.code' must be an integer")
-    if not isinstance(message, str):
-        raise ApiError(BAD_PARAM, "'error.message' must be a string")
-    out["error"] = {"status": status, "code": code, "message": message}
-    routes = body.get("routes")
-    if routes is not None:
-        if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
-            raise ApiError(BAD_PARAM, "'routes' must be a list of route names")
-        unknown = sorted(set(routes) - ROUTE_NAMES)
-        if unknown:
-            raise ApiError(BAD_PARAM, f"'routes' has unknown route names: {unknown}")
-    out["routes"] = routes
-    seed = body.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ApiError(BAD_PARAM, "'seed' must be an integer")
-    out["seed"] = seed
-    return out
-
-
-def active_faults():
-    """(fault settings or None, draws so far)."""
-    row = get_db().execute("SELECT config, draws FROM faults WHERE id = 1").fetchone()
-    return (json.loads(row["config"]), row["draws"]) if row else (None, 0)
-
-
-@app.get("/_standin/faults")
-def standin_get_faults():
-    """The active faults (null when none)."""
-    faults, draws = active_faults()
-    return ok({"faults": faults, "draws": draws})
-
-
-@app.put("/_standin/faults")
-def standin_set_faults():
-    """Inject latency and/or errors on the named routes (all when omitted)."""
-    faults = _validate_faults(body_object())
-    with transaction() as db:
-        db.execute("INSERT INTO faults (id, config, draws) VALUES (1, ?, 0) ON CONFLICT (id)"
-                   " DO UPDATE SET config = excluded.config, draws = 0", (json.dumps(faults),))
-    return ok({"faults": faults, "draws": 0})
-
-
-@app.delete("/_standin/faults")
-def standin_clear_faults():
-    """Remove every injected fault."""
-    with transaction() as db:
-        db.execute("DELETE FROM faults")
-    return ok()
-
-
-def inject_faults():
-    """Apply the active faults to this API request, the same way in every worker.
-
-    The n-th affected request (counted in the database) draws from Random(f"{seed}:{n}"),
-    so a given seed gives the same sequence of delays and errors run after run.
-    """
-    faults, _ = active_faults()
-    if faults is None or request.endpoint not in ROUTE_NAMES:
-        return None
-    if faults["routes"] is not None and request.endpoint not in faults["routes"]:
-        return None
-    db = get_db()
-    draw = db.execute("UPDATE faults SET draws = draws + 1 WHERE id = 1 RETURNING draws")
-    n = draw.fetchone()[0]
-    rng = random.Random(f"{faults['seed']}:{n}")
-    latency = faults["latency_ms"]
-    delay = rng.randint(latency["min"], latency["max"])
-    if delay:
-        time.sleep(delay / 1000)
-    if rng.random() < faults["error_rate"]:
-        error = faults["error"]
-        return error_response(error["code"], error["message"], error["status"])
-    return None
-
-
-def _masked(value):
-    if isinstance(value, dict):
-        return {k: "******" if any(s in k.lower() for s in SECRET_KEYS) else _masked(v)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v) for v in value]
-    return value
-
-
-def _journal_body():
-    if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
-        return f"<{request.content_length} bytes: too large, not read>"
-    raw = request.get_data(cache=True)
-    if not raw:
-        return None
-    try:
-        text = json.dumps(_masked(json.loads(raw, parse_constant=_no_constants)))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        text = "<not JSON>"
-    return text if len(text) <= 1024 else text[:1024] + "…"
-
-
-_CODE_PREFIX = re.compile(rb'\{"code":(-?\d+)')
-
-
-def record_request(response):
-    """Append this API request to the bounded journal."""
-    size = app.config["JOURNAL_SIZE"]
-    if size <= 0:
-        return
-    code = None
-    if response.mimetype == "application/json" and not response.direct_passthrough:
-        match = _CODE_PREFIX.match(response.get_data()[:32])  # every envelope starts so
-        code = int(match.group(1)) if match else None
-    user = auth.current_user() or {}
-    started = g.get("started", time.perf_counter())
-    query = request.query_string.decode("latin-1")
-    query = "&".join(p if not any(s in p.split("=")[0].lower() for s in SECRET_KEYS)
-                     else p.split("=")[0] + "=******" for p in query.split("&") if p)
-    db = get_journal()
-    cur = db.execute(
-        "INSERT INTO journal (time, method, path, query, route, status, code,"
-        " duration_ms, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (time.time(), request.method, request.path, query, request.endpoint,
-         response.status_code, code, round((time.perf_counter() - started) * 1000, 3),
-         user.get("app_id") or user.get("username"), _journal_body()))
-    db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
-
-
-@app.get("/_standin/journal")
-def standin_journal():
-    """The most recent API requests, newest first."""
-    limit = _int_param("limit", 100, 1)
-    rows = get_journal().execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?",
-                                 (limit,)).fetchall()
-    return ok([{
-        "time": local_time(r["time"]), "method": r["method"], "path": r["path"],
-        "query": r["query"], "route": r["route"], "status": r["status"], "code": r["code"],
-        "duration_ms": r["duration_ms"], "caller": r["caller"],
-        "body": None if r["body"] is None else r["body"]} for r in rows])
-
-
-@app.delete("/_standin/journal")
-def standin_clear_journal():
-    """Forget the recorded requests."""
-    get_journal().execute("DELETE FROM journal")
-    return ok()
-
-
-# ---------------------------------------------------------------------------
-# Pages: the live overview (/) and the API explorer (/_standin/docs)
+# Command line: init-db (the other commands are in cli.py)
 # ---------------------------------------------------------------------------
 
 
-@app.get("/")
-@app.get("/dashboard")
-def overview():
-    """The live overview page; it logs in through POST /api/v3/auth, then reads the API."""
-    return app.send_static_file("index.html")
-
-
-@app.get("/_standin/docs")
-def standin_docs():
-    """Swagger UI over /_standin/openapi.json (assets from the swagger-ui-bundle package)."""
-    return app.send_static_file("docs.html")
-
-
-@app.get("/_standin/docs/<path:filename>")
-def standin_docs_asset(filename):
-    """Swagger UI's own files, served from the installed package (nothing from the internet)."""
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:
-        raise not_found() from None
-    return send_from_directory(swagger_ui_path, filename)
-
-
-# ---------------------------------------------------------------------------
-# Command line (flask --app app <command>)
-# ---------------------------------------------------------------------------
-
-
-def _seed_with_bar(path, seed, nodes, clients, fresh):
-    """Create or rebuild the database, with a progress bar for the devices."""
+def seed_with_bar(path, seed, nodes, clients, build):
+    """Run `build(progress)` under a progress bar of the devices stored, then say what the
+    database holds."""
     with click.progressbar(length=nodes * (clients + clients // 10), label="Seeding devices",
                            show_pos=True) as bar:
-        if fresh:
-            ensure_database(path, seed, nodes, clients, progress=bar.update)
-        else:
-            db = connect(path)
-            try:
-                rebuild(db, seed, nodes, clients, progress=bar.update)
-            finally:
-                db.close()
+        build(bar.update)
     click.echo(f"{path}: seed {seed}, {nodes} node(s), {clients} client(s) per node")
-
-
-def _database_settings(path):
-    ensure_database(path)
-    db = connect(path)
-    try:
-        return settings(db)
-    finally:
-        db.close()
 
 
 @app.cli.command("init-db")
@@ -2719,108 +2044,19 @@ def init_db_command():
         created = ensure_database(path)
         click.echo(("Created and seeded " if created else "Already initialised: ") + path)
         return
-    _seed_with_bar(path, app.config["SEED"], app.config["NODES"], app.config["CLIENTS"], True)
+    seed_with_bar(path, app.config["SEED"], app.config["NODES"], app.config["CLIENTS"],
+                  lambda progress: ensure_database(path, progress=progress))
 
 
-@app.cli.command("seed")
-@click.option("--clients", type=click.IntRange(0), default=None,
-              help="Connected clients per node (default: STANDIN_CLIENTS).")
-@click.option("--nodes", type=click.IntRange(1, 64), default=None,
-              help="Node count (default: STANDIN_NODES).")
-@click.option("--seed", type=int, default=None, help="Random seed (default: STANDIN_SEED).")
-def seed_command(clients, nodes, seed):
-    """Build the database with these settings, replacing whatever it held."""
-    path = app.config["DATABASE"]
-    fresh = not (os.path.exists(path) and os.path.getsize(path))
-    _seed_with_bar(path, app.config["SEED"] if seed is None else seed,
-                   app.config["NODES"] if nodes is None else nodes,
-                   app.config["CLIENTS"] if clients is None else clients, fresh)
+# ---------------------------------------------------------------------------
+# The stand-in's own parts, beside the API. Imported last, as in Flask's "large
+# applications" pattern: they use what this module defines.
+# ---------------------------------------------------------------------------
 
+import cli  # noqa: E402
+import seed as seeding  # noqa: E402
+import standin  # noqa: E402
 
-@app.cli.command("reset")
-@click.option("--seed", type=int, default=None, help="Random seed (default: current).")
-@click.option("--nodes", type=click.IntRange(1, 64), default=None,
-              help="Node count (default: current).")
-@click.option("--clients", type=click.IntRange(0), default=None,
-              help="Clients per node (default: current).")
-def reset_command(seed, nodes, clients):
-    """Rebuild the synthetic cluster from scratch, keeping the current settings by default."""
-    path = app.config["DATABASE"]
-    current = _database_settings(path)
-    _seed_with_bar(path, current["seed"] if seed is None else seed,
-                   current["nodes"] if nodes is None else nodes,
-                   current["clients"] if clients is None else clients, False)
-
-
-@app.cli.command("status")
-def status_command():
-    """Print the database's settings and what it holds."""
-    path = app.config["DATABASE"]
-    current = _database_settings(path)
-    db = connect(path)
-    try:
-        click.echo(f"database  {path}")
-        click.echo(f"settings  seed {current['seed']}, {current['nodes']} node(s),"
-                   f" {current['clients']} client(s) per node")
-        for row in db.execute("SELECT n.name, n.node_status, s.* FROM nodes n"
-                              " JOIN node_stats s ON s.node = n.name ORDER BY n.position"):
-            click.echo(f"node      {row['name']} {row['node_status']}:"
-                       f" {row['connections_count']} connections,"
-                       f" {row['sessions_count']} sessions,"
-                       f" {row['subscriptions_count']} subscriptions")
-        cluster = db.execute("SELECT * FROM cluster_stats").fetchone()
-        click.echo(f"cluster   {cluster['routes_count']} routes, {cluster['topics_count']} topics,"
-                   f" {cluster['retained_count']} retained messages")
-        for table in ("banned", "apps", "users", "alarms"):
-            count = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            click.echo(f"{table:<9} {count}")
-    finally:
-        db.close()
-
-
-@app.cli.command("create-app")
-@click.argument("app_id")
-@click.option("--secret", default=None, help="AppSecret (default: generated like EMQ X's).")
-@click.option("--name", default=None, help="Application name.")
-@click.option("--desc", default="Application user", show_default=True, help="Description.")
-def create_app_command(app_id, secret, name, desc):
-    """Add an application (AppID/AppSecret for Basic auth) and print its secret."""
-    path = app.config["DATABASE"]
-    ensure_database(path)
-    secret = secret or generate_secret()
-    db = connect(path)
-    try:
-        with transaction(db):
-            db.execute("INSERT INTO apps (app_id, secret, name, desc, status, expired)"
-                       " VALUES (?, ?, ?, ?, 'true', 'null')",
-                       (app_id, secret, json.dumps(name or app_id), json.dumps(desc)))
-    except sqlite3.IntegrityError:
-        raise click.ClickException(f"application {app_id!r} exists already") from None
-    finally:
-        db.close()
-    click.echo(f"AppID: {app_id}\nAppSecret: {secret}")
-
-
-@app.cli.command("create-user")
-@click.argument("username")
-@click.password_option(help="Password (prompted when omitted).")
-@click.option("--tags", default="viewer", show_default=True, help="Tags shown by /users/.")
-def create_user_command(username, password, tags):
-    """Add a dashboard user (also accepted for Basic auth)."""
-    path = app.config["DATABASE"]
-    ensure_database(path)
-    db = connect(path)
-    try:
-        with transaction(db):
-            db.execute("INSERT INTO users (username, password, tags) VALUES (?, ?, ?)",
-                       (username, generate_password_hash(password, PASSWORD_METHOD),
-                        json.dumps(tags)))
-    except sqlite3.IntegrityError:
-        raise click.ClickException(f"user {username!r} exists already") from None
-    finally:
-        db.close()
-    click.echo(f"User {username} created")
-
-
-if __name__ == "__main__":
-    app.run(port=int(os.environ.get("PORT", "8080")))
+app.register_blueprint(standin.bp)
+for _command in cli.commands.commands.values():
+    app.cli.add_command(_command)

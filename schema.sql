@@ -335,24 +335,10 @@ CREATE TRIGGER IF NOT EXISTS retained_removed AFTER DELETE ON retained BEGIN
     UPDATE cluster_stats SET retained_count = retained_count - 1;
 END;
 
--- Test-environment controls (/_standin/): the active fault settings, and the request journal,
--- which lives in a file of its own beside the database (standin.db -> standin-journal.db).
+-- Test-environment controls (/_standin/): the active fault settings, shared by every worker.
+-- (The request journal lives in a file of its own; its table is defined in standin.py.)
 CREATE TABLE IF NOT EXISTS faults (
     id     INTEGER PRIMARY KEY CHECK (id = 1),
     config TEXT NOT NULL,
     draws  INTEGER NOT NULL DEFAULT 0
-);
-
-CREATE TABLE IF NOT EXISTS journal (
-    id          INTEGER PRIMARY KEY,
-    time        REAL NOT NULL,
-    method      TEXT NOT NULL,
-    path        TEXT NOT NULL,
-    query       TEXT NOT NULL,
-    route       TEXT,
-    status      INTEGER NOT NULL,
-    code        INTEGER,
-    duration_ms REAL NOT NULL,
-    caller      TEXT,
-    body        TEXT
 );

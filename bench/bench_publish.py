@@ -33,8 +33,8 @@ def build_database(path, size):
 
     standin.app.config.update(CLIENTS=0, NODES=1, SEED=1)
     standin.ensure_database(path)
-    db = standin.connect(path)
-    node = standin.node_name(1)
+    db = standin.open_db(path)
+    node = "emqx@127.0.0.1"
     now = int(time.time())
     sessions = max(size // 2, 1)
     with standin.transaction(db):

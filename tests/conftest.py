@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from flask.testing import FlaskClient
 
-import app as standin
+import app as emqx
 
 AUTH = ("admin", "public")
 NODE = "emqx@127.0.0.1"
@@ -61,7 +61,7 @@ def db_path(tmp_path):
 @pytest.fixture
 def app(db_path, monkeypatch):
     """The Flask app, pointed at this test's database with the pinned cluster settings."""
-    flask_app = standin.app
+    flask_app = emqx.app
     monkeypatch.setitem(flask_app.config, "TESTING", True)
     monkeypatch.setitem(flask_app.config, "DATABASE", db_path)
     for key, value in DEFAULTS.items():
@@ -73,7 +73,7 @@ def app(db_path, monkeypatch):
 def fast_hash(monkeypatch):
     """Seed the dashboard user with a one-round PBKDF2 hash (same salted format, ~14 ms less
     per new database). Opt in with `pytestmark = pytest.mark.usefixtures("fast_hash")`."""
-    monkeypatch.setattr(standin, "PASSWORD_METHOD", "pbkdf2:sha256:1")
+    monkeypatch.setattr(emqx, "PASSWORD_METHOD", "pbkdf2:sha256:1")
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def make_app(tmp_path, monkeypatch):
     Each call gets its own database file; extra upper-case config keys (APP_ID, APP_SECRET)
     are applied with the cluster settings before each of that client's requests.
     """
-    flask_app = standin.app
+    flask_app = emqx.app
     for key in ("TESTING", "DATABASE", *DEFAULTS):
         monkeypatch.setitem(flask_app.config, key, flask_app.config.get(key))
     counter = iter(range(1_000_000))

@@ -37,7 +37,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
 
 # Fuzzed on their own (see the module docstring), or not at all.
-WORLD = ["standin_reset", "standin_set_faults", "standin_node_status"]
+WORLD = ["standin.reset", "standin.set_faults", "standin.set_node_status"]
 CREDENTIALS = ["del_app", "update_app", "delete_user", "change_pwd"]
 DISPOSABLE_APP = "fuzz-app"
 DISPOSABLE_USER = "fuzz-user"
@@ -128,7 +128,7 @@ def test_credentials_on_disposable_app_and_user(case, server):
     _still_admin(server)
 
 
-@schema.include(operation_id=["standin_set_faults", "standin_node_status"]).parametrize()
+@schema.include(operation_id=["standin.set_faults", "standin.set_node_status"]).parametrize()
 def test_world_controls_undone_after_each_request(case, server):
     """Faults and node status: any request validates; then the world is put back."""
     try:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
-import app as standin
+import app as emqx
 from conftest import AUTH
 from conftest import DEFAULTS
 from conftest import NODE
@@ -47,25 +47,25 @@ REAL = {"node": NODE, "clientid": CID, "topic": "/test", "appid": "admin", "name
 # change is a no-op or an error, so that ignoring a hostile body changes nothing either.
 HARMLESS = {"kickout_connection": {"clientid": NOBODY}, "del_app": {"appid": NOBODY},
             "delete_user": {"name": NOBODY}, "unload_plugin": {"plugin": INACTIVE},
-            "standin_disconnect": {"clientid": NOBODY}}
+            "standin.disconnect_device": {"clientid": NOBODY}}
 
 # /_standin/ controls: (name, method, path).
 CONTROLS = [
-    ("standin_index", "GET", "/_standin"),
-    ("standin_openapi", "GET", "/_standin/openapi.json"),
-    ("standin_docs", "GET", "/_standin/docs"),
-    ("standin_docs_asset", "GET", "/_standin/docs/:asset"),
-    ("standin_reset", "POST", "/_standin/reset"),
-    ("standin_connect", "POST", "/_standin/clients"),
-    ("standin_disconnect", "DELETE", "/_standin/clients/:clientid"),
-    ("standin_raise_alarm", "POST", "/_standin/alarms"),
-    ("standin_clear_alarm", "DELETE", "/_standin/alarms/:alarm"),
-    ("standin_node_status", "PUT", "/_standin/nodes/:node"),
-    ("standin_get_faults", "GET", "/_standin/faults"),
-    ("standin_set_faults", "PUT", "/_standin/faults"),
-    ("standin_clear_faults", "DELETE", "/_standin/faults"),
-    ("standin_journal", "GET", "/_standin/journal"),
-    ("standin_clear_journal", "DELETE", "/_standin/journal"),
+    ("standin.index", "GET", "/_standin"),
+    ("standin.openapi_document", "GET", "/_standin/openapi.json"),
+    ("standin.docs", "GET", "/_standin/docs"),
+    ("standin.docs_asset", "GET", "/_standin/docs/:asset"),
+    ("standin.reset", "POST", "/_standin/reset"),
+    ("standin.connect_device", "POST", "/_standin/clients"),
+    ("standin.disconnect_device", "DELETE", "/_standin/clients/:clientid"),
+    ("standin.raise_alarm", "POST", "/_standin/alarms"),
+    ("standin.clear_alarm", "DELETE", "/_standin/alarms/:alarm"),
+    ("standin.set_node_status", "PUT", "/_standin/nodes/:node"),
+    ("standin.get_faults", "GET", "/_standin/faults"),
+    ("standin.set_faults", "PUT", "/_standin/faults"),
+    ("standin.clear_faults", "DELETE", "/_standin/faults"),
+    ("standin.journal", "GET", "/_standin/journal"),
+    ("standin.clear_journal", "DELETE", "/_standin/journal"),
 ]
 
 PAGINATED = {"list_connections", "list_node_connections", "list_sessions",
@@ -76,9 +76,9 @@ PAGINATED = {"list_connections", "list_node_connections", "list_sessions",
 READS_BODY = PAGINATED | {
     "mqtt_publish", "mqtt_subscribe", "mqtt_unsubscribe", "create_banned", "delete_banned",
     "add_app", "update_app", "auth_user", "create_user", "update_user", "change_pwd",
-    "update_config", "update_node_config", "update_plugin_configs", "standin_reset",
-    "standin_connect", "standin_raise_alarm", "standin_clear_alarm", "standin_node_status",
-    "standin_set_faults", "standin_journal"}
+    "update_config", "update_node_config", "update_plugin_configs", "standin.reset",
+    "standin.connect_device", "standin.raise_alarm", "standin.clear_alarm", "standin.set_node_status",
+    "standin.set_faults", "standin.journal"}
 
 
 @dataclass
@@ -108,9 +108,9 @@ class Route:
 
 
 ROUTES = [Route(name, method, "/api/v3/" + path.strip("/"))
-          for name, method, path, _ in standin.CATALOGUE]
+          for name, method, path, _ in emqx.CATALOGUE]
 ROUTES += [Route(name, method, path) for name, method, path in CONTROLS]
-assert len({r.id for r in ROUTES}) == len(ROUTES) == len(standin.CATALOGUE) + len(CONTROLS)
+assert len({r.id for r in ROUTES}) == len(ROUTES) == len(emqx.CATALOGUE) + len(CONTROLS)
 BY_NAME = {}
 for _route in ROUTES:
     BY_NAME.setdefault(_route.name, _route)
@@ -229,10 +229,10 @@ def template(tmp_path_factory):
     seeding once instead of per test; every copy starts from the very same stored state."""
     path = str(tmp_path_factory.mktemp("hostile-template") / "template.db")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(standin, "PASSWORD_METHOD", "pbkdf2:sha256:1")
+        mp.setattr(emqx, "PASSWORD_METHOD", "pbkdf2:sha256:1")
         for key, value in DEFAULTS.items():
-            mp.setitem(standin.app.config, key, value)
-        standin.ensure_database(path)
+            mp.setitem(emqx.app.config, key, value)
+        emqx.ensure_database(path)
     assert not os.path.exists(path + "-wal") or not os.path.getsize(path + "-wal")
     return {"path": path, "snapshot": None}
 
@@ -452,11 +452,11 @@ SPECS = {
         + [("one good one bad", {"retainer.storage_type": "disc", "k": 7}, {102}),
            ("surrogate value", {"k": SURROGATE}, {102, 108}),
            ("surrogate key", {SURROGATE: "v"}, {102, 108})]),
-    "standin_reset": Spec(
+    "standin.reset": Spec(
         {}, {"seed": STRICT_INT + [(2 ** 62 + 1, {108})],
              "nodes": STRICT_INT + [(0, {108}), (65, {108})],
              "clients": STRICT_INT + [(-1, {108}), (2_000_001, {108})]}),
-    "standin_connect": Spec(
+    "standin.connect_device": Spec(
         {"client_id": "hostile-dev", "username": "u", "clean_start": True, "proto_ver": 4,
          "keepalive": 60, "port": 50000, "ipaddress": "10.0.0.1",
          "subscriptions": [{"topic": "a/b", "qos": 1}]},
@@ -476,23 +476,23 @@ SPECS = {
                            ([{"topic": LONG_TOPIC}], {115})],
          "node": [(7, {108}), ("emqx@nowhere", {404})]},
         {"client_id": 107}),
-    "standin_raise_alarm": Spec(
+    "standin.raise_alarm": Spec(
         {"id": "hostile-alarm", "severity": "warning", "title": "t", "summary": "s",
          "node": NODE},
         {"id": str_key(107), "severity": str_key(also=[("x", {108}), ("WARNING", {108})]),
          "title": str_key(), "summary": str_key(),
          "node": str_key(also=[("emqx@nowhere", {404})])},
         {"id": 107}),
-    "standin_clear_alarm": Spec(
+    "standin.clear_alarm": Spec(
         {"node": NODE},
         # `node` selects which rows go; a value no node has removes nothing (404).
         {"node": [(v, {404, 108}) for v in NON_STR + [SURROGATE]]
          + [("emqx@nowhere", {404})]}),
-    "standin_node_status": Spec(
+    "standin.set_node_status": Spec(
         {"node_status": "Running"},
         {"node_status": str_key(107, also=[("x", {108}), ("running", {108}), ("", {108})])},
         {"node_status": 107}),
-    "standin_set_faults": Spec(
+    "standin.set_faults": Spec(
         {"latency_ms": 0, "error_rate": 0, "routes": ["list_brokers"], "seed": 1},
         {"latency_ms": [(None, {108}), ("x", {108}), (-1, {108}), (60001, {108}),
                         (1.5, {108}), (True, {108}), ([1], {108}),
@@ -507,7 +507,7 @@ SPECS = {
          "routes": [("x", {108}), ([1], {108}), (["nope"], {108}), ({"a": 1}, {108}),
                     (7, {108})],
          "seed": [(None, {108}), ("x", {108}), (1.5, {108}), (True, {108})]}),
-    "standin_journal": Spec(
+    "standin.journal": Spec(
         {"limit": 10},
         {"limit": [(None, {108}), ("x", {108}), (0, {108}), (-1, {108}), (1.5, {108}),
                    (True, {108}), ([1], {108}), (2 ** 63, {108}), ("\u0661", {108}),
@@ -571,7 +571,7 @@ UNKNOWN_TARGET = {
                  "lookup_client_subscriptions": ok_or(0),
                  "lookup_client_subscriptions_with_node": ok_or(0),
                  "kickout_connection": ok_or(112), "clean_acl_cache": ok_or(112),
-                 "standin_disconnect": ok_or(112)},
+                 "standin.disconnect_device": ok_or(112)},
     "topic": {"lookup_routes": ok_or(0), "clean_acl_cache": ok_or(0)},
     "appid": {"lookup_app": ok_or(0), "update_app": ok_or(102), "del_app": ok_or(0)},
     "name": {"update_user": ok_or(102), "delete_user": ok_or(102)},
@@ -580,13 +580,13 @@ UNKNOWN_TARGET = {
     "plugin": {"get_plugin_configs": NOT_FOUND, "load_plugin": ok_or(102),
                "unload_plugin": ok_or(102), "update_plugin_configs": NOT_FOUND},
     "app": {"update_config": ok_or(107), "update_node_config": ok_or(107)},
-    "alarm": {"standin_clear_alarm": NOT_FOUND},
-    "asset": {"standin_docs_asset": NOT_FOUND},
+    "alarm": {"standin.clear_alarm": NOT_FOUND},
+    "asset": {"standin.docs_asset": NOT_FOUND},
 }
 VALID_BODY = {"update_app": {"name": "n", "status": True}, "update_user": {"tags": "t"},
               "change_pwd": {"old_pwd": "public", "new_pwd": "x"},
               "delete_banned": {"as": "client_id"},
-              "update_plugin_configs": {"k": "v"}, "standin_node_status": {"node_status":
+              "update_plugin_configs": {"k": "v"}, "standin.set_node_status": {"node_status":
                                                                            "Running"},
               "update_node_config": {"key": "k", "value": "v"}}
 
@@ -664,7 +664,7 @@ def test_page_and_limit_edge_values(checker):
         for body, codes in PAGE_BODIES:
             check.expect(f"body {body}", "GET", path, {(200, code) for code in codes},
                          body=body)
-    journal = BY_NAME["standin_journal"].path()
+    journal = BY_NAME["standin.journal"].path()
     for query, codes in [("limit=0", {108}), ("limit=-1", {108}), ("limit=1.5", {108}),
                          ("limit=", {108}), ("limit=%D9%A1", {108}), (f"limit={HUGE_INT}", {0}),
                          (f"limit={2 ** 62 + 1}", {108}), ("limit=%00", {108})]:

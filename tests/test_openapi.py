@@ -16,7 +16,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
-import app as standin
+import app as emqx
 from conftest import AUTH
 from conftest import NODE
 
@@ -35,7 +35,7 @@ SAMPLES = {"node": NODE, "clientid": "emqx-api-test:v1", "topic": "%2Ftest",
            "appid": "admin", "plugin": "emqx_retainer", "filename": "swagger-ui.css",
            # write routes (error answers only): names that exist nowhere
            "name": "nobody", "username": "nobody", "who": "nobody", "app": "emqx",
-           "alarm_id": "nobody"}
+           "id": "nobody"}
 
 
 def openapi_path(rule):
@@ -45,7 +45,7 @@ def openapi_path(rule):
 
 def flask_rules():
     out = {}
-    for rule in standin.app.url_map.iter_rules():
+    for rule in emqx.app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -139,9 +139,9 @@ def test_operation_ids_are_the_flask_endpoints():
 
 
 def test_every_catalogue_entry_is_described():
-    assert len(standin.CATALOGUE) == 55
-    for name, method, path, descr in standin.CATALOGUE:
-        key = (method, openapi_path(standin._rule(path)))
+    assert len(emqx.CATALOGUE) == 55
+    for name, method, path, descr in emqx.CATALOGUE:
+        key = (method, openapi_path(emqx._rule(path)))
         assert key in OPERATIONS, (name, key)
         assert OPERATIONS[key]["x-route-name"] == name
         assert OPERATIONS[key]["summary"] == descr
@@ -188,13 +188,13 @@ def test_entity_key_sets():
         assert len(schema["properties"]) == size, name
         assert sorted(schema["required"]) == sorted(schema["properties"]), name
         assert schema["additionalProperties"] is False, name
-    assert set(schemas["Metrics"]["properties"]) == set(standin.METRIC_KEYS)
-    assert set(schemas["Stats"]["properties"]) == {k for k, _ in standin.STATS_KEYS}
+    assert set(schemas["Metrics"]["properties"]) == set(emqx.METRIC_KEYS)
+    assert set(schemas["Stats"]["properties"]) == {k for k, _ in emqx.STATS_KEYS}
 
 
 def test_writes_document_business_errors_in_their_200():
     """A write's 200 is oneOf success / error (business errors come with HTTP 200)."""
-    always_ok = {"del_app", "standin_clear_faults", "standin_clear_journal"}  # {"code":0}
+    always_ok = {"del_app", "standin.clear_faults", "standin.clear_journal"}  # {"code":0}
     for (method, path), op in OPERATIONS.items():
         if method == "GET":
             continue
@@ -284,7 +284,7 @@ def test_error_answers_match_the_document(client, key):
         response = client.open(fill(path), method=method, data="{}")
         assert response.status_code == 401
     check_response(method, path, response)
-    if op["operationId"] in ("standin_reset", "standin_openapi"):
+    if op["operationId"] in ("standin.reset", "standin.openapi_document"):
         return
     response = client.open(fill(path, clientid="nobody", appid="nobody"),
                            method=method, data="not json", auth=AUTH)
@@ -315,7 +315,7 @@ def test_body_over_1mib_is_413_everywhere(client, key):
     """Every route refuses a body over 1 MiB with 413 (an open one without credentials)."""
     method, path = key
     op = OPERATIONS[key]
-    if op["operationId"] == "standin_reset":
+    if op["operationId"] == "standin.reset":
         return
     response = client.open(fill(path, clientid="nobody", appid="nobody"), method=method,
                            data=LARGE, auth=None if key in OPEN else AUTH)
@@ -376,7 +376,7 @@ WRITES = [
 def _template(method, url):
     """The documented operation a concrete URL belongs to (via Flask's routing)."""
     path = url.split("?", 1)[0]
-    adapter = standin.app.url_map.bind("localhost")
+    adapter = emqx.app.url_map.bind("localhost")
     rule, _ = adapter.match(path, method=method, return_rule=True)
     return openapi_path(rule.rule)
 

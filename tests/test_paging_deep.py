@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 import pytest
 
-import app as standin
+import app as emqx
 from conftest import AUTH
 from conftest import get_json
 
@@ -42,7 +42,7 @@ def test_deep_pages_equal_plain_offset_paging(make_app, monkeypatch, limit):
     client = make_app(nodes=2, clients=1500)
     _churn(client)
     plain = {path: _pages(client, path, limit) for path in LISTS}
-    monkeypatch.setattr(standin, "DEEP_OFFSET", 0)
+    monkeypatch.setattr(emqx, "DEEP_OFFSET", 0)
     for path in LISTS:
         rows, count = _pages(client, path, limit)
         assert (rows, count) == plain[path], path
@@ -52,7 +52,7 @@ def test_deep_pages_equal_plain_offset_paging(make_app, monkeypatch, limit):
 
 def test_deep_page_past_the_end_is_empty(make_app, monkeypatch):
     client = make_app(nodes=1, clients=3000)
-    monkeypatch.setattr(standin, "DEEP_OFFSET", 0)
+    monkeypatch.setattr(emqx, "DEEP_OFFSET", 0)
     body = get_json(client, f"{API}/connections/?_limit=1000&_page=4")
     assert body["data"] == []
     assert body["meta"] == {"page": 4, "limit": 1000, "count": 3000}
@@ -64,6 +64,6 @@ def test_deep_pages_skip_a_stopped_node(make_app, monkeypatch):
     client = make_app(nodes=2, clients=1200)
     client.put("/_standin/nodes/emqx@127.0.0.1", json={"node_status": "Stopped"}, auth=AUTH)
     plain, count = _pages(client, "/sessions/", 50)
-    monkeypatch.setattr(standin, "DEEP_OFFSET", 0)
+    monkeypatch.setattr(emqx, "DEEP_OFFSET", 0)
     assert _pages(client, "/sessions/", 50) == (plain, count)
     assert {r["node"] for r in plain} == {"emqx@127.0.0.2"}

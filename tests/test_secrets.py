@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
-import app as standin
+import app as emqx
 from conftest import NODE
 from live import LiveServer, request, send
 from live import burst as live_burst
@@ -51,7 +51,7 @@ def concrete(template):
 
 
 def all_paths():
-    paths = ["/api/v3/" + concrete(path.strip("/")) for _, _, path, _ in standin.CATALOGUE]
+    paths = ["/api/v3/" + concrete(path.strip("/")) for _, _, path, _ in emqx.CATALOGUE]
     paths += [concrete(p) for p in STANDIN_PATHS] + UNKNOWN_PATHS
     return list(dict.fromkeys(paths))
 
@@ -169,13 +169,13 @@ def test_no_dashboard_password_in_clear_in_the_database(make_app, get, auth):
 
 
 def test_app_secret_is_compared_in_constant_time():
-    source = inspect.getsource(standin.verify_password)
+    source = inspect.getsource(emqx.verify_password)
     assert "hmac.compare_digest(" in source
     compared = re.findall(r"compare_digest\(([^\n]*)", source)
     assert any("secret" in line for line in compared), compared
     # And nowhere is a secret compared with == / !=.
     assert not re.search(r"secret[\"'\]]*\s*[!=]=|[!=]=\s*\S*secret", inspect.getsource(
-        standin)), "a secret compared with == or !="
+        emqx)), "a secret compared with == or !="
 
 
 def test_password_cache_stays_bounded(fast_hash, make_app, monkeypatch):
@@ -183,7 +183,7 @@ def test_password_cache_stays_bounded(fast_hash, make_app, monkeypatch):
 
     (fast_hash sets PASSWORD_METHOD before the database is created, on the first request.)
     """
-    monkeypatch.setattr(standin, "_verified", {})
+    monkeypatch.setattr(emqx, "_verified", {})
     c = make_app(JOURNAL_SIZE=0)
     assert c.get("/api/v3/brokers/", auth=("admin", "public")).status_code == 200
     largest = 0
@@ -191,11 +191,11 @@ def test_password_cache_stays_bounded(fast_hash, make_app, monkeypatch):
     for i in range(5000):
         r = c.get("/api/v3/brokers/", auth=("admin", f"wrong-{i}"))
         refused += r.status_code == 401
-        largest = max(largest, len(standin._verified))
+        largest = max(largest, len(emqx._verified))
     assert refused == 5000
     # The bound is 4096 entries; it is checked before an entry is added, so 4096 + 1.
     assert largest <= 4097, largest
-    assert len(standin._verified) < 5000
+    assert len(emqx._verified) < 5000
     # The right password still works after the churn.
     assert c.get("/api/v3/brokers/", auth=("admin", "public")).status_code == 200
 

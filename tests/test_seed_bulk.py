@@ -9,7 +9,8 @@ count of the rows after a mix of writes.
 import sqlite3
 from urllib.parse import quote
 
-import app as standin
+import app as emqx
+import seed
 from conftest import AUTH
 from conftest import get_json
 
@@ -17,7 +18,7 @@ API = "/api/v3"
 LISTS = ("/connections/", "/sessions/", "/subscriptions/", "/routes/", "/stats/", "/metrics/",
          "/listeners/", "/nodes/emqx@127.0.0.2/sessions/")
 # Past one chunk on the first node, so the rows come from several chunks.
-BIG = standin.CHUNK + 1500
+BIG = seed.CHUNK + 1500
 
 
 def _world(client, untimed):
@@ -27,7 +28,7 @@ def _world(client, untimed):
 def test_rows_made_in_a_second_process_equal_rows_made_inline(make_app, monkeypatch, untimed):
     """CHUNK is part of what the data is; whether a second process makes it is not."""
     inline = _world(make_app(nodes=2, clients=BIG, seed=5), untimed)
-    monkeypatch.setattr(standin, "PARALLEL_SEED", 0)
+    monkeypatch.setattr(seed, "PARALLEL_SEED", 0)
     assert _world(make_app(nodes=2, clients=BIG, seed=5), untimed) == inline
 
 
@@ -82,5 +83,5 @@ def test_counters_equal_a_fresh_count_after_writes(make_app, tmp_path):
     copy = sqlite3.connect(tmp_path / "recount.db")
     live.backup(copy)
     live.close()
-    standin.recount(copy)
+    emqx.recount(copy)
     assert _counters(copy) == kept

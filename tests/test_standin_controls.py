@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 import pytest
 
-import app as standin
+import app as emqx
+import seed
 from conftest import API, AUTH, NODE, get_json
 from conftest import call_ok as call  # writes: HTTP 200 and code 0
 from conftest import request_json as control  # /_standin/... requests
@@ -134,7 +135,7 @@ def test_unknown_control_is_json_404(client):
 def test_controls_never_in_the_catalogue(client, get):
     catalogue = get(client, API + "/")
     assert "_standin" not in json.dumps(catalogue)
-    assert len(catalogue["data"]) == len(standin.CATALOGUE)
+    assert len(catalogue["data"]) == len(emqx.CATALOGUE)
     assert all(not e["path"].startswith("/_standin") for e in catalogue["data"])
     # Same after the controls have been used.
     control(client, "PUT", "/_standin/faults", {"latency_ms": 0})
@@ -273,7 +274,7 @@ def test_reset_to_an_empty_cluster(make_app):
     assert [entry["node"] for entry in listeners] == [NODE, NODE2]
     assert all(len(entry["listeners"]) == 7 for entry in listeners)
     plugins = get_json(c, API + "/plugins/")["data"]
-    assert all(len(entry["plugins"]) == len(standin.PLUGINS) for entry in plugins)
+    assert all(len(entry["plugins"]) == len(seed.PLUGINS) for entry in plugins)
     for entry in get_json(c, API + "/metrics/")["data"]:
         assert entry["metrics"]["messages/retained"] == 0
         assert entry["metrics"]["packets/connect"] == 0

@@ -1,0 +1,509 @@
+"""The stand-in's own parts: the /_standin/ controls and the pages. Not EMQ X, never in the
+catalogue.
+
+A Blueprint registered by app.py: reset, simulated devices, alarms, node stop/start, fault
+injection (with its own request hook), the request journal (its own hook, table and file),
+the OpenAPI document and its explorer, and the live overview page. Every control answers
+in the API's envelope and takes the API's credentials.
+"""
+
+import ipaddress
+import json
+import os
+import random
+import re
+import time
+from functools import cache
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import request
+from flask import send_from_directory
+
+import seed as seeding
+from app import BAD_PARAM
+from app import BAD_TOPIC
+from app import CLIENT_NOT_FOUND
+from app import CONNECTION_SQL
+from app import UNKNOWN_ERROR
+from app import ApiError
+from app import alarm_json
+from app import auth
+from app import bool_param
+from app import build_world
+from app import bump
+from app import connect_client
+from app import disconnect
+from app import error_response
+from app import get_db
+from app import int_param
+from app import local_time
+from app import no_constants
+from app import node_row
+from app import not_found
+from app import ok
+from app import params
+from app import raw_ok
+from app import running_nodes
+from app import string_param
+from app import thread_connection
+from app import transaction
+from app import valid_filter
+
+bp = Blueprint("standin", __name__)
+
+SEVERITIES = ("notice", "warning", "error", "critical")
+SECRET_KEYS = ("password", "pwd", "secret")
+
+
+@bp.record_once
+def _settings(state):
+    state.app.config.setdefault(
+        "JOURNAL_SIZE", int(os.environ.get("STANDIN_JOURNAL_SIZE", "1000")))
+
+
+@cache
+def api_route_names():
+    """Endpoint names of every /api/v3 route (what faults and the journal call a route)."""
+    return frozenset(rule.endpoint for rule in current_app.url_map.iter_rules()
+                     if rule.rule.startswith("/api/v3"))
+
+
+def rebuild(db, seed, nodes, clients, progress=None):
+    """Replace the whole world by a freshly seeded one, in a single transaction.
+
+    Readers in other workers keep seeing the old world until the commit (WAL snapshots),
+    then the new one: never a mix.
+    """
+    db.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
+    try:
+        with transaction(db):
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                      " AND name NOT LIKE 'sqlite_%'").fetchall():
+                db.execute(f'DROP TABLE "{name}"')
+            build_world(db, seed, nodes, clients, progress)
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
+    get_journal().execute("DELETE FROM journal")  # the journal starts over with the world
+
+
+def int_setting(body, name, default, low, high):
+    """An integer from a control's JSON body, within [low, high] (108 otherwise)."""
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ApiError(BAD_PARAM, f"'{name}' must be an integer from {low} to {high}")
+    return value
+
+
+def body_object():
+    """The JSON body of a control request ({} when empty)."""
+    return {k: v for k, v in params().items() if k not in request.args}
+
+
+# ---------------------------------------------------------------------------
+# Index, OpenAPI
+# ---------------------------------------------------------------------------
+
+METHOD_ORDER = ("GET", "POST", "PUT", "DELETE")
+
+
+def controls():
+    """Every /_standin/ route of the URL map, in the order registered: method, path, descr."""
+    out = []
+    for rule in current_app.url_map.iter_rules():
+        if not rule.rule.startswith("/_standin/"):
+            continue
+        doc = current_app.view_functions[rule.endpoint].__doc__ or ""
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r":\1", rule.rule)
+        for method in sorted(rule.methods & set(METHOD_ORDER), key=METHOD_ORDER.index):
+            out.append({"method": method, "path": path, "descr": doc.strip().split("\n")[0]})
+    return out
+
+
+@bp.get("/_standin")
+def index():
+    """What the controls are and how the stand-in is set up."""
+    return ok({"settings": seeding.world_settings(get_db()), "faults": active_faults()[0],
+               "journal_size": current_app.config["JOURNAL_SIZE"], "controls": controls()})
+
+
+@bp.get("/_standin/openapi.json")
+def openapi_document():
+    """The OpenAPI 3 description of the API and the controls."""
+    with current_app.open_resource("openapi.json", "rb") as f:
+        return Response(f.read(), mimetype="application/json")
+
+
+# ---------------------------------------------------------------------------
+# The world: reset, simulated devices, alarms, nodes
+# ---------------------------------------------------------------------------
+
+
+@bp.post("/_standin/reset")
+def reset():
+    """Rebuild the cluster from scratch ({seed, nodes, clients}; default: the current ones)."""
+    body = body_object()
+    current = seeding.world_settings(get_db())
+    seed = int_setting(body, "seed", current["seed"], -(2 ** 62), 2 ** 62)
+    nodes = int_setting(body, "nodes", current["nodes"], 1, 64)
+    clients = int_setting(body, "clients", current["clients"], 0, 2_000_000)
+    rebuild(get_db(), seed, nodes, clients)
+    return ok({"seed": seed, "nodes": nodes, "clients": clients})
+
+
+def _subscriptions(body):
+    """The `subscriptions` of a simulated CONNECT: [(filter, qos)]."""
+    subs = body.get("subscriptions", [])
+    if not isinstance(subs, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("topic"), str) for s in subs):
+        raise ApiError(BAD_PARAM, "'subscriptions' must be a list of {\"topic\", \"qos\"}")
+    subs = [(s["topic"], s.get("qos", 0)) for s in subs]
+    if any(isinstance(q, bool) or q not in (0, 1, 2) for _, q in subs):
+        raise ApiError(BAD_PARAM, "'qos' of a subscription must be 0, 1 or 2")
+    if not all(valid_filter(t) for t, _ in subs):
+        raise ApiError(BAD_TOPIC, "bad_topic")
+    return subs
+
+
+@bp.post("/_standin/clients")
+def connect_device():
+    """A simulated device connects (taking over an existing connection of the same id)."""
+    body = body_object()
+    client_id = string_param("client_id")
+    if not client_id or len(client_id) > 1024 or "\0" in client_id:
+        raise ApiError(BAD_PARAM, "'client_id' must be a non-empty string without NUL")
+    username = string_param("username", required=False)
+    clean = bool_param("clean_start", True)
+    proto_ver = body.get("proto_ver", 4)
+    if type(proto_ver) is not int or proto_ver not in (3, 4, 5):
+        raise ApiError(BAD_PARAM, "'proto_ver' must be 3, 4 or 5")
+    keepalive = int_setting(body, "keepalive", 60, 0, 65535)
+    port = int_setting(body, "port", random.randint(49152, 65535), 1, 65535)
+    ip = string_param("ipaddress", required=False, default="127.0.0.1")
+    try:
+        ip = str(ipaddress.ip_address(ip))
+    except ValueError:
+        raise ApiError(BAD_PARAM, "'ipaddress' must be an IP address") from None
+    subs = _subscriptions(body)
+    with transaction() as db:
+        if not running_nodes():
+            raise ApiError(UNKNOWN_ERROR, "nodedown")
+        node = node_row(string_param("node", required=False, default=running_nodes()[0]))["name"]
+        if not connect_client(db, node, client_id, username, clean, proto_ver, keepalive, ip,
+                              port, subs):
+            return error_response(403, "banned", 403)  # the counted CONNECT is committed
+        row = db.execute(f"SELECT {CONNECTION_SQL} FROM connections WHERE client_id = ?",
+                         (client_id,)).fetchone()
+    return raw_ok(row[0])
+
+
+@bp.delete("/_standin/clients/<tail:clientid>")
+def disconnect_device(clientid):
+    """A simulated device disconnects on its own: a clean session ends, a persistent one
+    stays."""
+    with transaction() as db:
+        conn = disconnect(db, clientid, "closed")
+        if not conn:
+            raise ApiError(CLIENT_NOT_FOUND, "not_found")
+        bump(db, {(conn["node"], "packets/disconnect/received"): 1,
+                  (conn["node"], "bytes/received"): 2})
+    return ok()
+
+
+@bp.post("/_standin/alarms")
+def raise_alarm():
+    """Raise an alarm on a node (newest first in both alarm routes)."""
+    alarm_id = string_param("id")
+    severity = string_param("severity", required=False, default="warning")
+    if severity not in SEVERITIES:
+        raise ApiError(BAD_PARAM, f"'severity' must be one of: {list(SEVERITIES)}")
+    title = string_param("title", required=False, default=alarm_id)
+    summary = string_param("summary", required=False, default="")
+    with transaction() as db:
+        node = node_row(string_param("node", required=False,
+                                     default=seeding.node_name(1)))["name"]
+        cur = db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         (node, alarm_id, severity, title, summary, int(time.time())))
+        row = db.execute("SELECT * FROM alarms WHERE id = ?", (cur.lastrowid,)).fetchone()
+    return ok({"node": node, **alarm_json(row)})
+
+
+@bp.delete("/_standin/alarms/<tail:id>")
+def clear_alarm(id):  # the path parameter is named as the index shows it (:id)
+    """Clear an alarm (on every node, or on ?node=)."""
+    node = string_param("node", required=False)
+    with transaction() as db:
+        if node is None:
+            cur = db.execute("DELETE FROM alarms WHERE alarm_id = ?", (id,))
+        else:
+            cur = db.execute("DELETE FROM alarms WHERE alarm_id = ? AND node = ?", (id, node))
+        if not cur.rowcount:
+            raise not_found()
+    return ok()
+
+
+@bp.put("/_standin/nodes/<seg:node>")
+def set_node_status(node):
+    """Stop or start a node ({node_status: Stopped|Running})."""
+    status = string_param("node_status")
+    if status not in ("Running", "Stopped"):
+        raise ApiError(BAD_PARAM, "'node_status' must be \"Running\" or \"Stopped\"")
+    with transaction() as db:
+        name = node_row(node, running=False)["name"]
+        db.execute("UPDATE nodes SET node_status = ? WHERE name = ?", (status, name))
+        if status == "Running":  # a restarted node has a fresh uptime
+            db.execute("UPDATE nodes SET started_at = ? WHERE name = ? AND node_status = ?",
+                       (int(time.time()), name, status))
+    return ok({"node": name, "node_status": status})
+
+
+# ---------------------------------------------------------------------------
+# Faults: latency and errors on the API, the same in every worker
+# ---------------------------------------------------------------------------
+
+
+def _validate_faults(body):
+    """Check a fault description; returns it normalised."""
+    out = {}
+    latency = body.get("latency_ms", 0)
+    if isinstance(latency, dict):
+        low, high = latency.get("min", 0), latency.get("max", 0)
+    else:
+        low = high = latency
+    if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 60000
+           for v in (low, high)) or low > high:
+        raise ApiError(BAD_PARAM, "'latency_ms' must be an integer or {\"min\", \"max\"}"
+                                  " from 0 to 60000, min <= max")
+    out["latency_ms"] = {"min": low, "max": high}
+    rate = body.get("error_rate", 0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise ApiError(BAD_PARAM, "'error_rate' must be a number from 0 to 1")
+    out["error_rate"] = rate
+    error = body.get("error", {})
+    if not isinstance(error, dict):
+        raise ApiError(BAD_PARAM, "'error' must be an object {status, code, message}")
+    status = error.get("status", 503)
+    code = error.get("code", UNKNOWN_ERROR)
+    message = error.get("message", "injected fault")
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise ApiError(BAD_PARAM, "'error.status' must be an HTTP status from 200 to 599")
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ApiError(BAD_PARAM, "'error.code' must be an integer")
+    if not isinstance(message, str):
+        raise ApiError(BAD_PARAM, "'error.message' must be a string")
+    out["error"] = {"status": status, "code": code, "message": message}
+    routes = body.get("routes")
+    if routes is not None:
+        if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
+            raise ApiError(BAD_PARAM, "'routes' must be a list of route names")
+        unknown = sorted(set(routes) - api_route_names())
+        if unknown:
+            raise ApiError(BAD_PARAM, f"'routes' has unknown route names: {unknown}")
+    out["routes"] = routes
+    seed = body.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ApiError(BAD_PARAM, "'seed' must be an integer")
+    out["seed"] = seed
+    return out
+
+
+def active_faults():
+    """(fault settings or None, draws so far)."""
+    row = get_db().execute("SELECT config, draws FROM faults WHERE id = 1").fetchone()
+    return (json.loads(row["config"]), row["draws"]) if row else (None, 0)
+
+
+@bp.get("/_standin/faults")
+def get_faults():
+    """The active faults (null when none)."""
+    faults, draws = active_faults()
+    return ok({"faults": faults, "draws": draws})
+
+
+@bp.put("/_standin/faults")
+def set_faults():
+    """Inject latency and/or errors on the named API routes (all when omitted)."""
+    faults = _validate_faults(body_object())
+    with transaction() as db:
+        db.execute("INSERT INTO faults (id, config, draws) VALUES (1, ?, 0) ON CONFLICT (id)"
+                   " DO UPDATE SET config = excluded.config, draws = 0", (json.dumps(faults),))
+    return ok({"faults": faults, "draws": 0})
+
+
+@bp.delete("/_standin/faults")
+def clear_faults():
+    """Remove every injected fault."""
+    with transaction() as db:
+        db.execute("DELETE FROM faults")
+    return ok()
+
+
+@bp.before_app_request
+def inject_faults():
+    """Apply the active faults to an API request, the same way in every worker.
+
+    Runs after the API's own hooks (credentials first). The n-th affected request (counted
+    in the database) draws from Random(f"{seed}:{n}"), so a given seed gives the same
+    sequence of delays and errors run after run.
+    """
+    if not request.path.startswith("/api/v3") or request.endpoint not in api_route_names():
+        return None
+    faults, _ = active_faults()
+    if faults is None:
+        return None
+    if faults["routes"] is not None and request.endpoint not in faults["routes"]:
+        return None
+    draw = get_db().execute("UPDATE faults SET draws = draws + 1 WHERE id = 1 RETURNING draws")
+    n = draw.fetchone()[0]
+    rng = random.Random(f"{faults['seed']}:{n}")
+    latency = faults["latency_ms"]
+    delay = rng.randint(latency["min"], latency["max"])
+    if delay:
+        time.sleep(delay / 1000)
+    if rng.random() < faults["error_rate"]:
+        error = faults["error"]
+        return error_response(error["code"], error["message"], error["status"])
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Journal: every /api/v3 request, in a SQLite file of its own beside the database
+# ---------------------------------------------------------------------------
+
+JOURNAL_DDL = """CREATE TABLE IF NOT EXISTS journal (
+    id          INTEGER PRIMARY KEY,
+    time        REAL NOT NULL,
+    method      TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    query       TEXT NOT NULL,
+    route       TEXT,
+    status      INTEGER NOT NULL,
+    code        INTEGER,
+    duration_ms REAL NOT NULL,
+    caller      TEXT,
+    body        TEXT
+)"""
+
+
+def _prepare_journal(db):
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        db.execute("PRAGMA journal_mode = WAL")
+    db.execute(JOURNAL_DDL)
+
+
+def get_journal():
+    """The journal's connection: `standin.db` -> `standin-journal.db`, so recording a read
+    never writes to, nor waits on, the cluster's database."""
+    path = os.path.splitext(current_app.config["DATABASE"])[0] + "-journal.db"
+    return thread_connection("journal", path, _prepare_journal)
+
+
+@bp.before_app_request
+def start_clock():
+    g.started = time.perf_counter()
+
+
+@bp.after_app_request
+def journal_request(response):
+    """Every /api/v3/ request lands in the journal (controls, /status and the overview
+    page's own polling, marked X-Standin-Overview, do not)."""
+    if request.path.startswith("/api/v3") and "X-Standin-Overview" not in request.headers:
+        try:
+            record_request(response)
+        except Exception:  # the journal never costs the caller its answer
+            current_app.logger.exception("journal write failed")
+    return response
+
+
+def _masked(value):
+    if isinstance(value, dict):
+        return {k: "******" if any(s in k.lower() for s in SECRET_KEYS) else _masked(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _journal_body():
+    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
+        return f"<{request.content_length} bytes: too large, not read>"
+    raw = request.get_data(cache=True)
+    if not raw:
+        return None
+    try:
+        text = json.dumps(_masked(json.loads(raw, parse_constant=no_constants)))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        text = "<not JSON>"
+    return text if len(text) <= 1024 else text[:1024] + "…"
+
+
+def record_request(response):
+    """Append this API request to the bounded journal."""
+    size = current_app.config["JOURNAL_SIZE"]
+    if size <= 0:
+        return
+    user = auth.current_user() or {}
+    started = g.get("started", time.perf_counter())
+    query = request.query_string.decode("latin-1")
+    query = "&".join(p if not any(s in p.split("=")[0].lower() for s in SECRET_KEYS)
+                     else p.split("=")[0] + "=******" for p in query.split("&") if p)
+    db = get_journal()
+    cur = db.execute(
+        "INSERT INTO journal (time, method, path, query, route, status, code,"
+        " duration_ms, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (time.time(), request.method, request.path, query, request.endpoint,
+         response.status_code, g.get("answer_code"),
+         round((time.perf_counter() - started) * 1000, 3),
+         user.get("app_id") or user.get("username"), _journal_body()))
+    db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
+
+
+@bp.get("/_standin/journal")
+def journal():
+    """The most recent API requests, newest first (?limit=, default 100)."""
+    limit = int_param("limit", 100, 1)
+    rows = get_journal().execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?",
+                                 (limit,)).fetchall()
+    return ok([{
+        "time": local_time(r["time"]),
+        "method": r["method"], "path": r["path"], "query": r["query"], "route": r["route"],
+        "status": r["status"], "code": r["code"], "duration_ms": r["duration_ms"],
+        "caller": r["caller"], "body": r["body"]} for r in rows])
+
+
+@bp.delete("/_standin/journal")
+def clear_journal():
+    """Forget the recorded requests."""
+    get_journal().execute("DELETE FROM journal")
+    return ok()
+
+
+# ---------------------------------------------------------------------------
+# Pages: the live overview (/) and the API explorer (/_standin/docs)
+# ---------------------------------------------------------------------------
+
+
+@bp.get("/")
+@bp.get("/dashboard")
+def overview():
+    """The live overview page; it logs in through POST /api/v3/auth, then reads the API."""
+    return current_app.send_static_file("index.html")
+
+
+@bp.get("/_standin/docs")
+def docs():
+    """Swagger UI over /_standin/openapi.json (assets from the swagger-ui-bundle package)."""
+    return current_app.send_static_file("docs.html")
+
+
+@bp.get("/_standin/docs/<path:filename>")
+def docs_asset(filename):
+    """Swagger UI's own files, served from the installed package (nothing from the internet)."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        raise not_found() from None
+    return send_from_directory(swagger_ui_path, filename)
