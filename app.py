@@ -33,9 +33,9 @@ from urllib.parse import unquote
 
 import click
 from flask import Flask
-from flask import Response
 from flask import g
 from flask import request
+from flask import Response
 from flask_httpauth import HTTPBasicAuth
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed

@@ -16,25 +16,24 @@ import time
 from functools import cache
 
 from flask import Blueprint
-from flask import Response
 from flask import current_app
 from flask import g
 from flask import request
+from flask import Response
 from flask import send_from_directory
 
 import seed as seeding
+from app import alarm_json
+from app import ApiError
+from app import auth
 from app import BAD_PARAM
 from app import BAD_TOPIC
-from app import CLIENT_NOT_FOUND
-from app import CONNECTION_SQL
-from app import UNKNOWN_ERROR
-from app import ApiError
-from app import alarm_json
-from app import auth
 from app import bool_param
 from app import build_world
 from app import bump
+from app import CLIENT_NOT_FOUND
 from app import connect_client
+from app import CONNECTION_SQL
 from app import disconnect
 from app import error_response
 from app import get_db
@@ -50,6 +49,7 @@ from app import running_nodes
 from app import string_param
 from app import thread_connection
 from app import transaction
+from app import UNKNOWN_ERROR
 from app import valid_filter
 
 bp = Blueprint("standin", __name__)

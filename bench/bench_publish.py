@@ -5,8 +5,9 @@ Usage: python bench/bench_publish.py [--sizes 100,100000] [--seconds 3] [--concu
 For each size it builds an empty cluster (STANDIN_CLIENTS=0), adds sessions and that many
 subscriptions (half plain filters, a quarter `+` filters, a quarter `#` filters), starts
 gunicorn -w 2 on it and drives POST /api/v3/mqtt/publish (publishes alternate between a topic
-that matches one plain filter and one that matches one `+` filter, at every size) and POST /api/v3/mqtt/subscribe over real
-HTTP. Matching must not scan the subscriptions, so the two rows should be close.
+that matches one plain filter and one that matches one `+` filter, at every size) and
+POST /api/v3/mqtt/subscribe over real HTTP. Matching must not scan the subscriptions, so the
+two rows should be close.
 """
 
 import argparse

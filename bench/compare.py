@@ -723,8 +723,9 @@ def profile(args):
         os.environ.update({k: v for k, v in env.items() if k.startswith("STANDIN_")})
         sys.path.insert(0, ROOT)
         sys.path.insert(0, BENCH)
-        import app as standin  # noqa: E402  (reads STANDIN_* at import)
         import floor_app  # noqa: E402
+
+        import app as standin  # noqa: E402  (reads STANDIN_* at import)
 
         client = standin.app.test_client()
         headers = {"Authorization": AUTH}

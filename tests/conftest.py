@@ -5,6 +5,8 @@ so any request in any test that gets one fails on the spot.
 """
 
 import json
+import os
+import shutil
 import sqlite3
 
 import pytest
@@ -32,24 +34,59 @@ class StandinClient(FlaskClient):
     """A test client that applies its own settings before each request and rejects 5xx.
 
     Several clients (one per database) can live in one test: each request first points
-    the shared app's config at this client's database and cluster settings.
+    the shared app's config at this client's database and cluster settings. A database
+    that does not exist yet is copied from a seeded template of the same settings (made
+    once per session) instead of being seeded again.
     """
 
     settings = None
+    templates = None
 
     def open(self, *args, **kwargs):
         if self.settings:
             self.application.config.update(self.settings)
+        if self.templates is not None:
+            self.templates.copy_to(self.application.config["DATABASE"])
         response = super().open(*args, **kwargs)
         assert response.status_code < 500, (
             f"HTTP {response.status_code} for {args} {kwargs}: {response.get_data(as_text=True)}")
         return response
 
 
-def _new_client(flask_app, settings=None):
+class Templates:
+    """Seeded databases, one per set of seeding settings, made on first demand."""
+
+    KEYS = ("SEED", "NODES", "CLIENTS", "APP_ID", "APP_SECRET")
+
+    def __init__(self, root):
+        self.root = root
+        self.made = {}
+
+    def copy_to(self, path):
+        """Put a copy of the template for the app's current settings at `path`, unless a
+        file is there already."""
+        if os.path.exists(path):
+            return
+        config = emqx.app.config
+        key = (*(config[k] for k in self.KEYS), emqx.PASSWORD_METHOD)
+        if key not in self.made:
+            template = str(self.root / f"template-{len(self.made)}.db")
+            emqx.ensure_database(template)  # closed: its WAL is checkpointed into the file
+            self.made[key] = template
+        shutil.copyfile(self.made[key], path)
+
+
+def _new_client(flask_app, settings=None, templates=None):
     client = StandinClient(flask_app, flask_app.response_class, use_cookies=False)
     client.settings = settings
+    client.templates = templates
     return client
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory):
+    """The session's seeded templates (see Templates)."""
+    return Templates(tmp_path_factory.mktemp("templates"))
 
 
 @pytest.fixture
@@ -77,8 +114,8 @@ def fast_hash(monkeypatch):
 
 
 @pytest.fixture
-def client(app):
-    return _new_client(app)
+def client(app, templates):
+    return _new_client(app, templates=templates)
 
 
 @pytest.fixture
@@ -87,7 +124,7 @@ def auth():
 
 
 @pytest.fixture
-def make_app(tmp_path, monkeypatch):
+def make_app(tmp_path, monkeypatch, templates):
     """Factory: make_app(nodes=1, clients=50, seed=42, **config) -> a client on a new database.
 
     Each call gets its own database file; extra upper-case config keys (APP_ID, APP_SECRET)
@@ -104,7 +141,7 @@ def make_app(tmp_path, monkeypatch):
                     "NODES": nodes, "CLIENTS": clients, **config}
         for key in config:  # registered with monkeypatch so the test's end restores them
             monkeypatch.setitem(flask_app.config, key, flask_app.config.get(key, config[key]))
-        return _new_client(flask_app, settings)
+        return _new_client(flask_app, settings, templates)
 
     return factory
 

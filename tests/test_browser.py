@@ -20,7 +20,11 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from live import ROOT, LiveServer, send
+from live import LiveServer
+from live import ROOT
+from live import send
+
+pytestmark = pytest.mark.live
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -18,7 +18,10 @@ import time
 import pytest
 import requests
 
-from live import LiveServer, alive
+from live import alive
+from live import LiveServer
+
+pytestmark = pytest.mark.live
 
 AUTH = ("admin", "public")
 WORKERS = 4
@@ -156,10 +159,10 @@ def test_kill_9_under_writes_loses_nothing_acknowledged(tmp_path, processes):
             if (a[0] == "sub" and a[1] not in subs) or (a[0] == "ban" and a[1] not in bans)
             or (a[0] == "app" and a[1] not in apps)]
     assert not lost, (f"{len(lost)} acknowledged writes lost; {summary}", lost[:10])
-    for kind, key, secret, _ in [a for a in before_kill if a[0] == "app"][-3:]:
+    for _kind, key, secret, _ in [a for a in before_kill if a[0] == "app"][-3:]:
         r = requests.get(base + "/api/v3/brokers/", auth=(key, secret), timeout=10)
         assert r.status_code == 200, key
-    for cid, topic in [a[1] for a in before_kill if a[0] == "sub"][-3:]:
+    for _cid, topic in [a[1] for a in before_kill if a[0] == "sub"][-3:]:
         assert get(f"/api/v3/routes/{requests.utils.quote(topic, safe='')}")["data"]
     # The counters rebuilt from the same file agree with the rows.
     stats = get("/api/v3/nodes/emqx@127.0.0.1/stats/")["data"]

@@ -26,6 +26,8 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 
 from live import LiveServer
 
+pytestmark = [pytest.mark.live, pytest.mark.fuzz]
+
 AUTH = ("admin", "public")
 NODE = "emqx@127.0.0.1"
 START_TIMEOUT = 20

@@ -77,8 +77,8 @@ READS_BODY = PAGINATED | {
     "mqtt_publish", "mqtt_subscribe", "mqtt_unsubscribe", "create_banned", "delete_banned",
     "add_app", "update_app", "auth_user", "create_user", "update_user", "change_pwd",
     "update_config", "update_node_config", "update_plugin_configs", "standin.reset",
-    "standin.connect_device", "standin.raise_alarm", "standin.clear_alarm", "standin.set_node_status",
-    "standin.set_faults", "standin.journal"}
+    "standin.connect_device", "standin.raise_alarm", "standin.clear_alarm",
+    "standin.set_node_status", "standin.set_faults", "standin.journal"}
 
 
 @dataclass

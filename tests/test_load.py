@@ -23,6 +23,8 @@ import requests
 
 from live import LiveServer
 
+pytestmark = pytest.mark.live
+
 AUTH = ("admin", "public")
 NODE = "emqx@127.0.0.1"
 WORKERS = 4

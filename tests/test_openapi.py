@@ -346,7 +346,7 @@ WRITES = [
     ("DELETE", "/api/v3/users/admin", None, 102),
     ("POST", "/api/v3/auth", {"username": "admin", "password": "public"}, 0),
     ("POST", "/api/v3/auth", {"username": "admin", "password": "nope"}, 102),
-    ("PUT", f"/api/v3/configs/emqx", {"key": "k", "value": "1"}, 0),
+    ("PUT", "/api/v3/configs/emqx", {"key": "k", "value": "1"}, 0),
     ("PUT", f"/api/v3/nodes/{NODE}/configs/emqx", {"key": "k"}, 107),
     ("PUT", f"/api/v3/nodes/{NODE}/plugin_configs/emqx_retainer", {"a.b": 1}, 102),
     ("PUT", f"/api/v3/nodes/{NODE}/plugins/emqx_retainer/load", None, 102),

@@ -4,8 +4,8 @@ import base64
 
 import pytest
 
-from conftest import NODE
 from conftest import get_json
+from conftest import NODE
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 

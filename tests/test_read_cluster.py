@@ -2,8 +2,8 @@
 
 import pytest
 
-from conftest import NODE
 from conftest import get_json
+from conftest import NODE
 from conftest import strip_times
 
 pytestmark = pytest.mark.usefixtures("fast_hash")

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from conftest import NODE
 from conftest import get_json
+from conftest import NODE
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 

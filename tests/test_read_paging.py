@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from conftest import NODE
 from conftest import get_json
+from conftest import NODE
 from conftest import strip_times
 
 pytestmark = pytest.mark.usefixtures("fast_hash")

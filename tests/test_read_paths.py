@@ -5,8 +5,8 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import NODE
 from conftest import get_json
+from conftest import NODE
 from conftest import strip_times
 
 pytestmark = pytest.mark.usefixtures("fast_hash")

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from conftest import NODE
 from conftest import get_json
 from conftest import no_duplicates
+from conftest import NODE
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 

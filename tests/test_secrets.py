@@ -25,8 +25,10 @@ import pytest
 
 import app as emqx
 from conftest import NODE
-from live import LiveServer, request, send
 from live import burst as live_burst
+from live import LiveServer
+from live import request
+from live import send
 
 CID = "emqx-api-test:v1"
 START_TIMEOUT = 15
@@ -276,6 +278,7 @@ def accepted_everywhere(server, path, creds, label):
     pytest.fail(f"{label}: not every worker answered: {seen} of {server['workers']}")
 
 
+@pytest.mark.live
 def test_revoked_credentials_are_refused_at_once_by_every_worker(server):
     base = server["base"]
     assert len(server["workers"]) == WORKERS, server["workers"]
@@ -309,6 +312,7 @@ def test_revoked_credentials_are_refused_at_once_by_every_worker(server):
             assert burst(base, "/api/v3/brokers/", replacement, 16) == [200] * 16, label
 
 
+@pytest.mark.live
 def test_no_password_or_secret_in_log_or_journal(server):
     base, log = server["base"], server["log"]
     user_pw = ["UsrPw-one-6b1e9a", "UsrPw-two-03c7d2", "UsrPw-wrong-f45a1b"]

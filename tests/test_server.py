@@ -11,7 +11,14 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from live import PID_ACCESS_FORMAT, ROOT, LiveServer, burst, free_port, get
+from live import burst
+from live import free_port
+from live import get
+from live import LiveServer
+from live import PID_ACCESS_FORMAT
+from live import ROOT
+
+pytestmark = pytest.mark.live
 
 CLIENTS = 20
 START_TIMEOUT = 20
@@ -132,7 +139,7 @@ def test_concurrent_reads_spread_over_both_workers(server):
     responses = burst(server["base"], paths)
     assert [r.status_code for r in responses] == [200] * len(paths)
     for path in set(paths):
-        assert len({r.content for r, p in zip(responses, paths) if p == path}) == 1
+        assert len({r.content for r, p in zip(responses, paths, strict=True) if p == path}) == 1
     pids = {line.split()[0] for line in server["access"].read_text().splitlines()}
     assert len(pids) == 2
 

@@ -9,8 +9,11 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import API, AUTH, NODE, get_json
+from conftest import API
+from conftest import AUTH
 from conftest import call_ok as call  # writes: HTTP 200 and code 0
+from conftest import get_json
+from conftest import NODE
 from conftest import request_json as control  # /_standin/... requests
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
@@ -170,7 +173,8 @@ def test_connect_to_a_chosen_node(make_app):
     assert get_json(c, f"{API}/nodes/{NODE2}/connections/sim-n2")["data"] == [conn]
     assert get_json(c, f"{API}/nodes/{NODE}/connections/sim-n2")["data"] == []
     assert lookup(c, "sessions", "sim-n2")[0]["node"] == NODE2
-    assert get_json(c, f"{API}/routes/{q('sim/n2')}")["data"] == [{"node": NODE2, "topic": "sim/n2"}]
+    assert get_json(c, f"{API}/routes/{q('sim/n2')}")["data"] == [
+        {"node": NODE2, "topic": "sim/n2"}]
     assert delta(s1, stats(c, NODE)).get("connections/count") is None
     assert delta(s2, stats(c, NODE2))["connections/count"] == 1
 

@@ -12,8 +12,11 @@ import pytest
 
 import app as emqx
 import seed
-from conftest import API, AUTH, NODE, get_json
+from conftest import API
+from conftest import AUTH
 from conftest import call_ok as call  # writes: HTTP 200 and code 0
+from conftest import get_json
+from conftest import NODE
 from conftest import request_json as control  # /_standin/... requests
 
 pytestmark = pytest.mark.usefixtures("fast_hash")

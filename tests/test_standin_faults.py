@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from conftest import API, AUTH, get_json, request_json
+from conftest import API
+from conftest import AUTH
+from conftest import get_json
+from conftest import request_json
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
@@ -160,7 +163,7 @@ def test_same_seed_same_latencies(client):
 
     first, second = run(), run()
     # The drawn delays repeat: the slow and fast requests line up (within scheduling noise).
-    assert all(abs(x - y) < 0.06 for x, y in zip(first, second)), (first, second)
+    assert all(abs(x - y) < 0.06 for x, y in zip(first, second, strict=True)), (first, second)
     assert max(first) - min(first) > 0.03, first
 
 

@@ -10,7 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from live import PID_ACCESS_FORMAT, LiveServer, burst as _burst, get, send
+from live import burst as _burst
+from live import get
+from live import LiveServer
+from live import PID_ACCESS_FORMAT
+from live import send
+
+pytestmark = pytest.mark.live
 
 START_TIMEOUT = 10
 JOURNAL_SIZE = 25
@@ -86,7 +92,7 @@ def test_reset_applies_in_both_workers(server):
     responses = burst(base, paths)
     assert [r.status_code for r in responses] == [200] * 40
     by_path = {}
-    for path, r in zip(paths, responses):
+    for path, r in zip(paths, responses, strict=True):
         by_path.setdefault(path, []).append(r.json())
     conns = by_path["/api/v3/connections/?_limit=100"]
     assert all(c["meta"]["count"] == 14 and len(c["data"]) == 14 for c in conns)

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import API, AUTH, NODE, get_json, request_json
+from conftest import API
+from conftest import AUTH
+from conftest import get_json
+from conftest import NODE
+from conftest import request_json
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 

@@ -4,7 +4,10 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import API, AUTH, get_json, request_json
+from conftest import API
+from conftest import AUTH
+from conftest import get_json
+from conftest import request_json
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
@@ -90,8 +93,7 @@ def test_stopped_node_leaves_and_comes_back_whole(c, untimed):
             assert untimed(get_json(c, path)) == before[path], path
 
     # Cluster lists and counts lose the node's rows.
-    for path, key in (("/connections/", "connections"), ("/sessions/", "sessions"),
-                      ("/subscriptions/", "subscriptions")):
+    for path in ("/connections/", "/sessions/", "/subscriptions/"):
         body = get_json(c, API + path)
         assert all(row["node"] != N2 for row in body["data"]), path
         assert body["meta"]["count"] == counts[path] - n2_counts[path], path

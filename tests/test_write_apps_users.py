@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from conftest import API, call, get_json
+from conftest import API
+from conftest import call
+from conftest import get_json
 
 
 def status_with(c, credentials):

@@ -4,7 +4,10 @@ import time
 
 import pytest
 
-from conftest import API, NODE, call, get_json
+from conftest import API
+from conftest import call
+from conftest import get_json
+from conftest import NODE
 
 BAD_AS = "value of 'as' must be one of: ['client_id', 'username', 'ip_address']"
 

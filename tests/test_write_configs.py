@@ -3,7 +3,11 @@ seen through the matching GETs."""
 
 import pytest
 
-from conftest import API, AUTH, NODE, call, get_json
+from conftest import API
+from conftest import AUTH
+from conftest import call
+from conftest import get_json
+from conftest import NODE
 
 NODE2 = "emqx@127.0.0.2"
 RETAINER = {"retainer.expiry_interval": "100", "retainer.max_payload_size": "2MB",

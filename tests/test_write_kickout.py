@@ -6,7 +6,10 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import API, NODE, call, get_json
+from conftest import API
+from conftest import call
+from conftest import get_json
+from conftest import NODE
 
 
 def q(value):

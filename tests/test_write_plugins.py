@@ -3,7 +3,11 @@ retainer's effect on retained publishes."""
 
 import pytest
 
-from conftest import API, AUTH, NODE, call, get_json
+from conftest import API
+from conftest import AUTH
+from conftest import call
+from conftest import get_json
+from conftest import NODE
 
 
 def put(c, path):

@@ -11,8 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import API, AUTH, NODE, call, get_json
-
+from conftest import API
+from conftest import AUTH
+from conftest import call
+from conftest import get_json
+from conftest import NODE
 
 # --- helpers ---------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@ that is not JSON) naming the parameter, and nothing changed anywhere."""
 
 import pytest
 
-from conftest import AUTH, NODE, get_json
+from conftest import AUTH
+from conftest import get_json
+from conftest import NODE
 
 API = "/api/v3"
 CID = "emqx-api-test:v1"  # a connected seeded client with a session
