@@ -1,0 +1,390 @@
+"""Micro benchmarks of the stand-in: a paged read, one Basic-auth check, publish and subscribe.
+
+Usage (from the repository root):
+
+    .venv/bin/python bench/micro.py [read] [auth] [publish] [options]
+
+    .venv/bin/python bench/micro.py                      # all three parts, defaults (~30 s)
+    .venv/bin/python bench/micro.py read --clients 1000,100000
+    .venv/bin/python bench/micro.py auth
+    .venv/bin/python bench/micro.py publish --sizes 100,100000 --seconds 3
+
+Options:
+    --clients 1000[,N...]   read: STANDIN_CLIENTS of each database measured (default 1000)
+    --sizes 100,100000      publish: subscriptions in each database measured
+    --seconds 3             length of every timed run
+    --warmup 1              seconds of untimed load (the same requests) before each timed run
+    --concurrency N         request threads (default 8 for read, 4 for publish)
+    --calls 5000            auth: calls per cheap check (the PBKDF2 checks make 1/250 of that)
+
+Parts:
+
+read     For each size, seeds a database in-process (1 node, seed 42), serves it with
+         gunicorn -w 2 through tests/live.py's LiveServer (the tests' launcher; the repository
+         root is the working directory, so gunicorn.conf.py applies, access log to /dev/null)
+         and drives GET /api/v3/connections/?_limit=100 closed-loop from CONCURRENCY threads,
+         each on its own http.client connection (sync workers close it after every answer; it
+         is reopened). `x first` divides req/s by the first size's.
+auth     Times app.verify_password in this process, inside one application context, on a
+         small database of its own: the app credential (a secret compare), a dashboard user
+         with the per-process verification cache warm and with it cleared before every call
+         (a PBKDF2 check), and a wrong password both ways. `x app` divides by the app
+         credential's cost.
+publish  For each size, builds an empty cluster (0 clients) and adds SIZE subscriptions on
+         SIZE/2 persistent sessions (half plain filters, a quarter `+`, a quarter `#`), serves
+         it with LiveServer (gunicorn -w 2) and drives POST /api/v3/mqtt/publish (topics
+         alternate between one that matches one plain filter and one that matches one `+`
+         filter, at every size) and POST /api/v3/mqtt/subscribe (a new filter each time).
+         Matching must not scan the subscriptions, so the sizes should be close: `x ref`
+         divides by the smallest size's figure, measured in the same run.
+
+Only answers that are HTTP 200 (and, for publish and subscribe, {"code": 0}) count towards
+req/s and the latency percentiles; anything else is counted as an error.
+"""
+
+import argparse
+import http.client
+import itertools
+import json
+import math
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from base64 import b64encode
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+# The in-process app reads STANDIN_* when imported; LiveServer clears them for its servers.
+for _key in [k for k in os.environ if k.startswith("STANDIN_")]:
+    del os.environ[_key]
+
+import app  # noqa: E402
+import live  # noqa: E402
+import seed  # noqa: E402
+
+PARTS = ("read", "auth", "publish")
+AUTH_HEADER = "Basic " + b64encode(b"admin:public").decode()
+READ_PATH = "/api/v3/connections/?_limit=100"
+QUIET = ("--access-logfile", os.devnull)  # flags win over gunicorn.conf.py
+NODE = seed.node_name(1)
+
+
+# --- load generation ---
+
+
+class Run:
+    """The outcome of one timed run: successful latencies (sorted), errors, wall time."""
+
+    def __init__(self, latencies, errors, elapsed):
+        self.latencies = sorted(latencies)
+        self.errors = errors
+        self.elapsed = elapsed
+
+    @property
+    def rate(self):
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def ms(self, fraction):
+        """Nearest-rank percentile of the successful requests, in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        rank = min(len(self.latencies), max(1, math.ceil(len(self.latencies) * fraction)))
+        return 1000 * self.latencies[rank - 1]
+
+
+def drive(port, seconds, concurrency, make_request, accept):
+    """Closed loop for `seconds`: each of `concurrency` threads sends its next request once the
+    last is answered. `make_request(n)` gives (method, path, body bytes or None) for the n-th
+    request of the run (numbered across threads); `accept(status, data)` judges the answer."""
+    numbers = itertools.count()
+    stop_at = time.monotonic() + seconds
+    lock = threading.Lock()
+    latencies, errors = [], []
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine, bad = [], 0
+        while time.monotonic() < stop_at:
+            method, path, body = make_request(next(numbers))
+            headers = {"Authorization": AUTH_HEADER}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            started = time.perf_counter()
+            try:
+                conn.request(method, path, body, headers)
+                response = conn.getresponse()
+                data = response.read()
+                ok = accept(response.status, data)
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                ok = False
+            if ok:
+                mine.append(time.perf_counter() - started)
+            else:
+                bad += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors.append(bad)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Run(latencies, sum(errors), time.monotonic() - began)
+
+
+def status_ok(status, data):
+    return status == 200
+
+
+def code_ok(status, data):
+    return status == 200 and json.loads(data).get("code") == 0
+
+
+def measure(server, args, concurrency, make_request, accept):
+    """One warm-up (untimed, if asked for) and one timed run against `server`."""
+    if args.warmup > 0:
+        drive(server.port, args.warmup, concurrency, make_request, accept)
+    return drive(server.port, args.seconds, concurrency, make_request, accept)
+
+
+def serve(db_path, clients):
+    """The tests' launcher: gunicorn -w 2 on `db_path`, log beside it, access log off."""
+    return live.LiveServer(db_path, workers=2, clients=clients, args=QUIET,
+                           log_path=Path(db_path).with_suffix(".log"), start_timeout=60)
+
+
+# --- read: one paged list under gunicorn -w 2 ---
+
+
+def read_part(args, tmp):
+    concurrency = args.concurrency or 8
+    rows = []
+    for clients in args.clients:
+        path = os.path.join(tmp, f"read-{clients}.db")
+        started = time.perf_counter()
+        app.ensure_database(path, seed=42, nodes=1, clients=clients)
+        seeded = time.perf_counter() - started
+        with serve(path, clients) as server:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            conn.request("GET", READ_PATH, headers={"Authorization": AUTH_HEADER})
+            count = json.loads(conn.getresponse().read())["meta"]["count"]
+            conn.close()
+            run = measure(server, args, concurrency, lambda n: ("GET", READ_PATH, None),
+                          status_ok)
+        rows.append((clients, count, seeded, run))
+
+    print(f"read: GET {READ_PATH} on gunicorn -w 2 (sync), {concurrency} threads,"
+          f" {args.seconds:g} s per figure after {args.warmup:g} s warm-up")
+    print(f"{'clients':>10} {'count':>10} {'seed s':>7} {'requests':>9} {'errors':>6}"
+          f" {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'x first':>7}")
+    first = rows[0][3].rate
+    for clients, count, seeded, run in rows:
+        ratio = run.rate / first if first else float("nan")
+        print(f"{clients:>10,} {count:>10,} {seeded:>7.2f} {len(run.latencies):>9}"
+              f" {run.errors:>6} {run.rate:>7.0f} {run.ms(0.5):>7.2f} {run.ms(0.99):>7.2f}"
+              f" {ratio:>7.2f}")
+
+
+# --- auth: one Basic-auth check, in-process ---
+
+
+def per_call(fn, calls):
+    started = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - started) / calls
+
+
+def auth_part(args, tmp):
+    path = os.path.join(tmp, "auth.db")
+    app.ensure_database(path, seed=42, nodes=1, clients=20)
+    db = app.open_db(path)
+    with app.transaction(db):
+        app.insert_user(db, "bench", app.hash_password("bench-pw"), "viewer")
+    db.close()
+    app.app.config["DATABASE"] = path
+    cheap, dear = args.calls, max(1, args.calls // 250)
+
+    def uncached(username, password):
+        def call():
+            app._verified.clear()
+            app.verify_password(username, password)
+        return call
+
+    rows = []
+    with app.app.app_context():
+        assert app.verify_password("admin", "public") == {"app_id": "admin"}
+        assert app.verify_password("bench", "bench-pw") == {"username": "bench"}
+        assert app.verify_password("bench", "wrong") is None
+        rows.append(("app admin:public (secret compare)", cheap,
+                     per_call(lambda: app.verify_password("admin", "public"), cheap)))
+        rows.append(("user bench, cache warm", cheap,
+                     per_call(lambda: app.verify_password("bench", "bench-pw"), cheap)))
+        rows.append((f"user bench, cache cleared ({app.PASSWORD_METHOD})", dear,
+                     per_call(uncached("bench", "bench-pw"), dear)))
+        app.verify_password("bench", "wrong")
+        rows.append(("wrong password, cache warm", cheap,
+                     per_call(lambda: app.verify_password("bench", "wrong"), cheap)))
+        rows.append(("wrong password, cache cleared", dear,
+                     per_call(uncached("bench", "wrong"), dear)))
+    app._verified.clear()
+
+    print("auth: app.verify_password in this process, inside one application context")
+    print(f"{'check':<48} {'calls':>6} {'per call':>11} {'x app':>8}")
+    reference = rows[0][2]
+    for label, calls, seconds in rows:
+        print(f"{label:<48} {calls:>6} {seconds * 1e6:>8.1f} us {seconds / reference:>8.1f}")
+
+
+# --- publish: publish and subscribe with few and with many subscriptions ---
+
+
+def build_subscriptions(path, size):
+    """An empty cluster, then `size` subscriptions on size/2 persistent sessions: even i a
+    plain filter bench/K/data, i % 4 == 1 fleet/K/+/temp, i % 4 == 3 site/K/# (K = i // 2)."""
+    app.ensure_database(path, seed=42, nodes=1, clients=0)
+    sessions = max(size // 2, 1)
+    now = int(time.time())
+    db = app.open_db(path)
+    with app.transaction(db):
+        db.executemany(
+            "INSERT INTO sessions (client_id, node, clean_start, created_at, expiry_interval,"
+            " heap_size, reductions) VALUES (?, ?, 0, ?, 7200, 376, 200)",
+            ((f"bench-{s}", NODE, now) for s in range(sessions)))
+
+        def rows():
+            for i in range(size):
+                k = i // 2
+                if i % 2 == 0:
+                    topic = f"bench/{k}/data"
+                elif i % 4 == 1:
+                    topic = f"fleet/{k}/+/temp"
+                else:
+                    topic = f"site/{k}/#"
+                yield f"bench-{i % sessions}", NODE, topic, 1, topic, None
+
+        db.executemany(app.SUBSCRIPTION_INSERT, rows())
+    count = db.execute("SELECT count(*) FROM subscriptions").fetchone()[0]
+    db.close()
+    return count, sessions
+
+
+def publish_part(args, tmp):
+    concurrency = args.concurrency or 4
+    rows = []
+    for size in sorted(args.sizes):
+        path = os.path.join(tmp, f"publish-{size}.db")
+        started = time.perf_counter()
+        count, sessions = build_subscriptions(path, size)
+        built = time.perf_counter() - started
+        # K = 2m (m < size/4) has both a plain filter bench/K/data and fleet/K/+/temp.
+        pairs = max(size // 4, 1)
+
+        def publish(n, pairs=pairs):
+            k = (n // 2 % pairs) * 2
+            topic = f"bench/{k}/data" if n % 2 else f"fleet/{k}/x/temp"
+            body = {"topic": topic, "payload": "21.5", "qos": 1}
+            return "POST", "/api/v3/mqtt/publish", json.dumps(body).encode()
+
+        fresh = itertools.count()  # a filter never subscribed before, warm-up included
+
+        def subscribe(n, sessions=sessions, fresh=fresh):
+            body = {"client_id": f"bench-{n % sessions}", "topic": f"new/{next(fresh)}/+",
+                    "qos": 1}
+            return "POST", "/api/v3/mqtt/subscribe", json.dumps(body).encode()
+
+        with serve(path, 0) as server:
+            pub = measure(server, args, concurrency, publish, code_ok)
+            sub = measure(server, args, concurrency, subscribe, code_ok)
+        rows.append((count, built, pub, sub))
+
+    print(f"publish: POST /api/v3/mqtt/publish and /mqtt/subscribe on gunicorn -w 2 (sync),"
+          f" {concurrency} threads, {args.seconds:g} s per figure after {args.warmup:g} s"
+          " warm-up each")
+    print(f"{'subscriptions':>13} {'build s':>7} | {'publish/s':>9} {'p50 ms':>7} {'p99 ms':>7}"
+          f" {'x ref':>5} | {'subscribe/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'x ref':>5}"
+          f" | errors")
+    ref_pub, ref_sub = rows[0][2].rate, rows[0][3].rate
+    for count, built, pub, sub in rows:
+        x_pub = pub.rate / ref_pub if ref_pub else float("nan")
+        x_sub = sub.rate / ref_sub if ref_sub else float("nan")
+        print(f"{count:>13,} {built:>7.2f} | {pub.rate:>9.0f} {pub.ms(0.5):>7.2f}"
+              f" {pub.ms(0.99):>7.2f} {x_pub:>5.2f} | {sub.rate:>11.0f} {sub.ms(0.5):>7.2f}"
+              f" {sub.ms(0.99):>7.2f} {x_sub:>5.2f} | {pub.errors + sub.errors}")
+    print(f"(x ref: divided by the {rows[0][0]:,}-subscription database, same run)")
+
+
+# --- entry point ---
+
+
+def numbers(text):
+    try:
+        values = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of integers: {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"need one or more sizes >= 0: {text!r}")
+    return values
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+        return value
+    return parse
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="bench/micro.py", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="parts: read, auth, publish (default: all three, in that order)")
+    parser.add_argument("parts", nargs="*", metavar="part", help="read, auth or publish")
+    parser.add_argument("--clients", type=numbers, default=[1000],
+                        help="read: STANDIN_CLIENTS per database (default 1000)")
+    parser.add_argument("--sizes", type=numbers, default=[100, 100000],
+                        help="publish: subscriptions per database (default 100,100000)")
+    parser.add_argument("--seconds", type=positive(float), default=3.0,
+                        help="each timed run (default 3)")
+    parser.add_argument("--warmup", type=float, default=1.0,
+                        help="untimed load before each timed run (default 1; 0 for none)")
+    parser.add_argument("--concurrency", type=positive(int), default=None,
+                        help="threads (default 8 for read, 4 for publish)")
+    parser.add_argument("--calls", type=positive(int), default=5000,
+                        help="auth: calls per cheap check (default 5000)")
+    args = parser.parse_intermixed_args(argv)
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r} (choose from {', '.join(PARTS)})")
+    args.parts = [p for p in PARTS if p in args.parts] or list(PARTS)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    began = time.monotonic()
+    print(f"emqx-standin micro benchmarks: {os.cpu_count()} CPUs, Python"
+          f" {platform.python_version()}, SQLite {sqlite3.sqlite_version}; the load generator"
+          " runs on the same machine")
+    with tempfile.TemporaryDirectory(prefix="standin-micro-") as tmp:
+        for part in args.parts:
+            print()
+            {"read": read_part, "auth": auth_part, "publish": publish_part}[part](args, tmp)
+            sys.stdout.flush()
+    print(f"\n(took {time.monotonic() - began:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
