@@ -19,9 +19,12 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import os
+import re
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from bisect import bisect_right
@@ -55,10 +58,17 @@ app.config.from_mapping(
     SEED=int(os.environ.get("STANDIN_SEED", "42")),
     NODES=int(os.environ.get("STANDIN_NODES", "1")),
     CLIENTS=int(os.environ.get("STANDIN_CLIENTS", "50")),
-    APP_ID=os.environ.get("STANDIN_APP_ID", "admin"),
-    APP_SECRET=os.environ.get("STANDIN_APP_SECRET", "public"),
+    # An application is created with a new database only when both are set (EMQ X 3.0
+    # creates none; the dashboard user admin/public works on the API too).
+    APP_ID=os.environ.get("STANDIN_APP_ID") or None,
+    APP_SECRET=os.environ.get("STANDIN_APP_SECRET") or None,
+    # Host headers served (comma-separated names; unset: any), against DNS rebinding.
+    ALLOWED_HOSTS=[h.strip().lower() for h in os.environ.get("STANDIN_ALLOWED_HOSTS", "").split(",")
+                   if h.strip()],
     MAX_ROW_LIMIT=10000,
     MAX_CONTENT_LENGTH=1024 * 1024,
+    BUSY_TIMEOUT_MS=5000,  # a write waits this long for the lock, then answers "busy"
+    INLINE_SEED_MAX=20000,  # devices a request may seed; larger worlds are seeded at start
 )
 app.url_map.strict_slashes = False  # the middleware already drops trailing slashes
 app.url_map.merge_slashes = False
@@ -256,6 +266,40 @@ def handle_http_error(e):
     return response
 
 
+def unavailable(message, status=503, retry_after=None):
+    """The service cannot do this now (seeding, busy, a damaged or missing file): say why."""
+    response = error_response(status, message, status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+class NotReady(Exception):
+    """The database cannot serve the API yet, or any more (the message says why)."""
+
+
+@app.errorhandler(NotReady)
+def handle_not_ready(e):
+    return unavailable(str(e), retry_after=1)
+
+
+@app.errorhandler(sqlite3.Error)
+def handle_database_error(e):
+    """SQLite's refusals, said plainly: busy (retry), a full disk, a read-only or damaged file."""
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return unavailable("busy: a long write holds the database; retry", retry_after=1)
+    if "full" in text:
+        return unavailable(f"the disk is full ({text}): nothing was stored", status=507)
+    if "readonly" in text:
+        return unavailable(f"the database file is read-only ({text}): nothing was stored")
+    if "malformed" in text or "not a database" in text:
+        app.logger.error("database damaged: %s", text)
+        return unavailable(f"the database file is damaged ({text}): restore it, or rebuild it"
+                           " with `flask --app app reset`")
+    return handle_unexpected(e)
+
+
 @app.errorhandler(Exception)
 def handle_unexpected(e):
     """Last resort: never a traceback in a body. Logged for us, a plain envelope for them."""
@@ -372,21 +416,31 @@ class Connection(sqlite3.Connection):
         self.page_totals = {}  # see _seek
 
 
-def open_db(path):
-    """Open a connection with the settings every connection needs."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, factory=Connection)
+def open_db(path, timeout=30):
+    """Open a connection with the settings every connection needs; it remembers which
+    file it opened (file_id), so a file replaced or deleted underneath is noticed."""
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, factory=Connection)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
+    db.file_id = _file_id(path)
     return db
 
 
+def _file_id(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 _local = threading.local()
-_ready = set()
+_ready = set()  # database paths this process has found seeded and current
 _ready_lock = threading.Lock()
 
 
-def thread_connection(slot, path, prepare=None):
+def thread_connection(slot, path, prepare=None, timeout=30):
     """This thread's connection to `path`, kept across requests in `_local.<slot>`.
 
     Opening is cheap, but closing the last connection to a WAL database checkpoints it,
@@ -397,7 +451,7 @@ def thread_connection(slot, path, prepare=None):
     if cached is None or cached[0] != path or cached[1] != os.getpid():
         if cached is not None and cached[1] == os.getpid():
             cached[2].close()
-        db = open_db(path)
+        db = open_db(path, timeout)
         if prepare:
             prepare(db)
         cached = (path, os.getpid(), db)
@@ -405,17 +459,79 @@ def thread_connection(slot, path, prepare=None):
     return cached[2]
 
 
+def drop_thread_connection(slot):
+    """Close this thread's connection in `slot` (the next use opens a new one)."""
+    cached = getattr(_local, slot, None)
+    if cached is not None:
+        setattr(_local, slot, None)
+        if cached[1] == os.getpid():
+            cached[2].close()
+
+
 def get_db():
-    """This request's connection (the database created and seeded on first use)."""
+    """This request's connection, to a database that is seeded, current and still there."""
     if "db" not in g:
         path = app.config["DATABASE"]
+        db = thread_connection("db", path, timeout=app.config["BUSY_TIMEOUT_MS"] / 1000)
+        current = _file_id(path)
+        if current != db.file_id:
+            if current is None:  # acknowledged writes would go to a file nobody sees again
+                _ready.discard(path)
+                raise NotReady(f"the database file {path} was deleted while the service ran:"
+                               " restart the service")
+            drop_thread_connection("db")  # replaced: serve the new file
+            _ready.discard(path)
+            db = thread_connection("db", path, timeout=app.config["BUSY_TIMEOUT_MS"] / 1000)
         if path not in _ready:
-            with _ready_lock:
-                if path not in _ready:
-                    ensure_database(path)
-                    _ready.add(path)
-        g.db = thread_connection("db", path)
+            _make_ready(db, path)
+        g.db = db
     return g.db
+
+
+def database_state(db):
+    """("seeded", version), ("empty", None) or ("busy", None): by reading only, unless the
+    database is not seeded."""
+    db.execute("PRAGMA busy_timeout = 50")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        seeded = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                            " AND name = 'meta'").fetchone() and db.execute(
+            "SELECT 1 FROM meta WHERE key = 'seed'").fetchone()
+        if not seeded:  # a seed in progress holds the write lock from its first row on
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e) and "busy" not in str(e):
+            raise
+        return "busy", None
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(app.config['BUSY_TIMEOUT_MS'])}")
+    return ("seeded", version) if seeded else ("empty", None)
+
+
+def _make_ready(db, path):
+    """Find the database seeded and of this version (reading only), or seed a small world."""
+    state, version = database_state(db)
+    if state == "seeded":
+        if version != SCHEMA_VERSION:
+            raise NotReady(outdated_message(path, version))
+        _ready.add(path)
+        return
+    if state == "busy":
+        raise NotReady("the cluster is being seeded: retry in a moment")
+    settings = app.config
+    if settings["NODES"] * settings["CLIENTS"] * 1.1 > settings["INLINE_SEED_MAX"]:
+        raise NotReady(f"the database {path} is not seeded: gunicorn seeds it at start,"
+                       " or run `flask --app app init-db`")
+    with _ready_lock:
+        ensure_database(path)
+        _ready.add(path)
+
+
+def outdated_message(path, version):
+    return (f"the database {path} was made by another version of the stand-in (schema"
+            f" {version}, this one reads {SCHEMA_VERSION}): rebuild it with"
+            " `flask --app app reset` (or STANDIN_RESEED=1), or delete the file")
 
 
 @app.teardown_appcontext
@@ -453,6 +569,10 @@ def schema_statements():
             statement = ""
 
 
+# The version of the tables (PRAGMA user_version): a database of another version is refused
+# with a message naming the fix, never answered from (it would fail on a missing column).
+SCHEMA_VERSION = 2
+
 # The lists whose rows are counted per block of 1024 ids in page_blocks (by the triggers of
 # schema.sql and by recount): their deep pages seek instead of walking every row.
 PAGED_TABLES = ("connections", "sessions", "subscriptions", "routes")
@@ -476,6 +596,7 @@ def build_world(db, seed, nodes, clients, progress=None):
     recount(db)
     for statement in triggers:
         db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def recount(db):
@@ -600,10 +721,16 @@ def json_value(text):
     return None if text is None else json.loads(text)
 
 
+def _printable(text):
+    return all(" " <= c != "\x7f" for c in text)
+
+
 @auth.verify_password
 def verify_password(username, password):
     """An application (AppID/AppSecret, enabled, not expired) or a dashboard user."""
-    if not username:
+    # NUL and other control characters are refused outright: PBKDF2 pads its key with
+    # NULs, so "public\0" would otherwise pass for "public".
+    if not username or not _printable(username) or not _printable(password):
         return None
     db = get_db()
     row = db.execute("SELECT secret, status, expired FROM apps WHERE app_id = ?",
@@ -626,7 +753,9 @@ def auth_error(status):
 
 
 _require_auth = auth.login_required(lambda: None)
-OPEN_PATHS = {("POST", "/api/v3/auth")}
+# Paths answered without credentials: the dashboard's login, and the stand-in's readiness
+# probe for health checks (GET /status needs none either: it is not under a prefix below).
+OPEN_PATHS = {("POST", "/api/v3/auth"), ("GET", "/_standin/ready")}
 # Paths that take credentials: the API, and the stand-in's controls, which share its logins.
 PROTECTED_PREFIXES = ("/api/v3", "/_standin")
 
@@ -636,6 +765,32 @@ def limit_body_size():
     """413 for a body over the limit, also on routes that would never read it."""
     if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
         raise RequestEntityTooLarge()
+
+
+@app.before_request
+def check_host():
+    """Only the Host names of STANDIN_ALLOWED_HOSTS, when set (against DNS rebinding)."""
+    allowed = app.config["ALLOWED_HOSTS"]
+    if allowed and "*" not in allowed:
+        host = request.host.rsplit(":", 1)[0].strip("[]").lower()
+        if host not in allowed:
+            raise ApiError(400, f"host {host!r} is not served here (STANDIN_ALLOWED_HOSTS)", 400)
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+@app.before_request
+def refuse_cross_site_writes():
+    """A page of another site may not write here (cross-site request forgery): a browser
+    names the page's origin in every cross-site write, and it must be this server."""
+    origin = request.headers.get("Origin")
+    if origin is None or request.method in SAFE_METHODS:
+        return
+    netloc = origin.split("://", 1)[1] if "://" in origin else None
+    if netloc is None or netloc.lower() != request.host.lower():
+        raise ApiError(403, f"cross-site request refused: Origin {origin} is not this server",
+                       403)
 
 
 @app.before_request
@@ -693,19 +848,67 @@ def _not_unicode(data):
     return None
 
 
+class RefusedValue(ValueError):
+    """JSON that parses, holding a value the stand-in will not store (the message says)."""
+
+
 def no_constants(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def _json_int(text):
+    if len(text.lstrip("-")) > 19:
+        raise RefusedValue(f"the number {text[:24]}... has more than 19 digits")
+    return int(text)
+
+
+def _json_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise RefusedValue(f"the number {text[:24]} is out of range")
+    return value
+
+
+MAX_JSON_DEPTH = 64
+_JSON_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def load_json(body):
+    """Parse JSON text: ValueError for what is not JSON, RefusedValue for nesting past
+    MAX_JSON_DEPTH (checked before parsing), numbers that are not finite or too long."""
+    depth = 0
+    for bracket in _JSON_STRINGS.sub(b"", body).translate(None, _NOT_BRACKETS):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            raise RefusedValue(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(body, parse_constant=no_constants, parse_int=_json_int,
+                      parse_float=_json_float)
+
+
+def from_browser():
+    """Is the request from a web page? (Browsers name the page's origin or fetch mode.)"""
+    return "Origin" in request.headers or "Sec-Fetch-Mode" in request.headers
+
+
 def params():
-    """Query parameters, then the JSON body's keys (the query wins, as in minirest)."""
+    """Query parameters, then the JSON body's keys (the query wins, as in minirest).
+
+    As in 3.0.1 a body is read as JSON whatever its Content-Type (`curl -d` sends a form
+    type), except from a browser: a page must say application/json, which another site's
+    page cannot send without asking first (CORS), so a cross-site form post is refused.
+    """
     if "params" in g:
         return g.params
     merged = dict(request.args.items())
     body = request.get_data(cache=True)
     if body.strip():
+        if request.mimetype != "application/json" and from_browser():
+            raise ApiError(NOT_JSON, "a browser must send the body as application/json", 415)
         try:
-            data = json.loads(body, parse_constant=no_constants)
+            data = load_json(body)
+        except RefusedValue as e:
+            raise ApiError(BAD_PARAM, str(e)) from None
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(NOT_JSON, "request parameter is not a json", 400) from None
         if not isinstance(data, dict):
@@ -719,10 +922,9 @@ def params():
     return merged
 
 
-def int_param(name, default, minimum):
-    value = params().get(name, default)
-    if isinstance(value, bool):
-        raise ApiError(BAD_PARAM, f"'{name}' must be an integer")
+def strict_int(value, name):
+    """An integer, or a string of ASCII digits (an optional sign, at most 19 digits); 108
+    for anything else. The one parser of numbers that arrive as text."""
     if isinstance(value, str):
         text = value.strip()
         digits = text[1:] if text[:1] in "+-" else text
@@ -731,12 +933,17 @@ def int_param(name, default, minimum):
         if len(digits.lstrip("0")) > 19:
             raise ApiError(BAD_PARAM, f"'{name}' is too large")
         value = int(text)
-    if not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(BAD_PARAM, f"'{name}' must be an integer")
-    if minimum is not None and value < minimum:
-        raise ApiError(BAD_PARAM, f"'{name}' must be at least {minimum}")
     if abs(value) > 2 ** 62:
         raise ApiError(BAD_PARAM, f"'{name}' is too large")
+    return value
+
+
+def int_param(name, default, minimum):
+    value = strict_int(params().get(name, default), name)
+    if minimum is not None and value < minimum:
+        raise ApiError(BAD_PARAM, f"'{name}' must be at least {minimum}")
     return value
 
 
@@ -1030,15 +1237,17 @@ def list_api():
 @app.get("/status")
 def status():
     """Health text of the management listener (no credentials)."""
-    node = seeding.node_name(1)
+    node, state = seeding.node_name(1), "started"
     try:
         row = get_db().execute("SELECT name, node_status FROM nodes ORDER BY position"
                                " LIMIT 1").fetchone()
         running = row is not None and row["node_status"] == "Running"
         node = row["name"] if row else node
+    except NotReady:  # still seeding, or the file went away: as a node that is booting
+        running, state = False, "starting"
     except sqlite3.Error:
         running = False
-    text = f"Node {node} is started\nemqx is {'running' if running else 'not_running'}"
+    text = f"Node {node} is {state}\nemqx is {'running' if running else 'not_running'}"
     return Response(text, mimetype="text/plain")
 
 
@@ -1328,11 +1537,30 @@ def bool_param(name, default=False):
     return value
 
 
+# A write holds the database's lock while it works, so its work is bounded: the topics one
+# publish or subscribe may name, and the rows it may deliver to or examine (about 10 s on
+# two cores, well inside the worker timeout; past it the request changes nothing).
+MAX_TOPICS = 1000
+WORK_BUDGET = 1_000_000
+
+
+def spend(units):
+    """Count work done by this request; 108 (and a rollback) past WORK_BUDGET."""
+    g.work = g.get("work", 0) + units
+    if g.work > WORK_BUDGET:
+        raise ApiError(BAD_PARAM, f"too much for one request: it would deliver to or examine"
+                                  f" more than {WORK_BUDGET} rows; split it")
+
+
 def topic_list():
     """`topic` (else `topics`), split on commas; 107 if neither is given."""
     p = params()
     name = "topic" if p.get("topic") is not None or "topics" not in p else "topics"
-    return string_param(name).split(",")
+    topics = string_param(name).split(",")
+    if len(topics) > MAX_TOPICS:
+        raise ApiError(BAD_PARAM, f"'{name}' names {len(topics)} topics: at most {MAX_TOPICS}"
+                                  " in one request")
+    return topics
 
 
 MAX_TOPIC_BYTES = 4096
@@ -1465,6 +1693,7 @@ def deliver(db, deliveries, counts):
     offline persistent sessions queue it up to max_mqueue, dropping beyond (a session met
     twice in one call sees its queue as it grows).
     """
+    spend(len(deliveries))
     delivered, queued, dropped = [], [], []
     queue_lengths = {}
     for sub, topic, payload, qos in deliveries:
@@ -1560,14 +1789,38 @@ def subscribe(db, session, topic, qos):
                (session["client_id"], session["node"], topic, qos, route, share))
     if share is not None or not plugin_active(db, session["node"], "emqx_retainer"):
         return
-    retained = [r for r in db.execute("SELECT topic, payload, qos FROM retained ORDER BY topic")
-                if topic_matches(route, r["topic"])]
+    retained = retained_matching(db, route)
     if retained:
         sub = db.execute(f"{SUBSCRIBER_SQL} WHERE s.client_id = ? AND s.topic = ?",
                          (session["client_id"], topic)).fetchone()
         counts = Counter()
         deliver(db, [(sub, r["topic"], r["payload"], r["qos"]) for r in retained], counts)
         bump(db, counts)
+
+
+def retained_matching(db, topic_filter):
+    """The retained messages a (share-free) filter matches, found through the indexes: the
+    topic itself, the range of topics under the filter's literal prefix, or the topics of
+    the depths the filter can match."""
+    sql = "SELECT topic, payload, qos FROM retained"
+    levels = topic_filter.split("/")
+    wild = next((i for i, word in enumerate(levels) if word in ("+", "#")), None)
+    if wild is None:
+        return db.execute(f"{sql} WHERE topic = ?", (topic_filter,)).fetchall()
+    if wild:
+        prefix = "/".join(levels[:wild])
+        rows = db.execute(f"{sql} WHERE topic = ? OR (topic > ? AND topic < ?) ORDER BY topic",
+                          (prefix, prefix + "/", prefix + "0"))
+    elif levels[-1] == "#":
+        rows = db.execute(f"{sql} WHERE levels >= ? ORDER BY topic", (len(levels) - 1,))
+    elif levels[-1] == "+":
+        rows = db.execute(f"{sql} WHERE levels = ? ORDER BY topic", (len(levels),))
+    else:
+        rows = db.execute(f"{sql} WHERE levels = ? AND last_level = ? ORDER BY topic",
+                          (len(levels), levels[-1]))
+    rows = rows.fetchall()
+    spend(len(rows))
+    return [r for r in rows if topic_matches(topic_filter, r["topic"])]
 
 
 def session_for(db, client_id):
@@ -1805,10 +2058,10 @@ def create_banned():
         raise ApiError(MISSING_PARAM, "missing mandatory params: ['who', 'as']")
     who = _banned_key(p["who"], p["as"])
     until = p.get("until")
-    if isinstance(until, str) and until.isdigit():
-        until = int(until)
-    if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
-        raise ApiError(BAD_PARAM, "'until' must be an integer (unix seconds)")
+    if until is not None:
+        if isinstance(until, str) and not until.strip().isdigit():
+            raise ApiError(BAD_PARAM, "'until' must be an integer (unix seconds)")
+        until = strict_int(until, "until")
     values = [None if p.get(k) is None else json.dumps(p[k]) for k in ("reason", "by", "desc")]
     with transaction() as db:
         db.execute("INSERT INTO banned (who, kind, reason, by, desc, until)"
@@ -2028,11 +2281,24 @@ def update_plugin_configs(node, plugin):
 
 
 def seed_with_bar(path, seed, nodes, clients, build):
-    """Run `build(progress)` under a progress bar of the devices stored, then say what the
-    database holds."""
-    with click.progressbar(length=nodes * (clients + clients // 10), label="Seeding devices",
-                           show_pos=True) as bar:
-        build(bar.update)
+    """Run `build(progress)` under a progress bar of the devices stored (on a terminal; a
+    line per tenth in a log), then say what the database holds."""
+    total = nodes * (clients + clients // 10)
+    if sys.stdout.isatty():
+        with click.progressbar(length=total, label="Seeding devices", show_pos=True) as bar:
+            build(bar.update)
+    else:
+        done, said = 0, 0
+
+        def progress(n):
+            nonlocal done, said
+            done += n
+            if done * 10 // max(total, 1) > said:
+                said = done * 10 // max(total, 1)
+                click.echo(f"Seeding devices: {done} of {total} ({said * 10}%)")
+
+        click.echo(f"Seeding {path}: {total} devices")
+        build(progress)
     click.echo(f"{path}: seed {seed}, {nodes} node(s), {clients} client(s) per node")
 
 

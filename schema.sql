@@ -126,8 +126,16 @@ CREATE TABLE IF NOT EXISTS retained (
     payload    BLOB NOT NULL,
     qos        INTEGER NOT NULL,
     client_id  TEXT,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    -- How many levels the topic has, and its last level: a filter that starts with a
+    -- wildcard finds its retained messages among the topics of its depth (and last level),
+    -- not among all of them.
+    levels     INTEGER GENERATED ALWAYS AS (length(topic) - length(replace(topic, '/', '')) + 1)
+               VIRTUAL,
+    last_level TEXT GENERATED ALWAYS AS (substr(topic,
+                   length(rtrim(topic, replace(topic, '/', ''))) + 1)) VIRTUAL
 );
+CREATE INDEX IF NOT EXISTS retained_levels ON retained(levels, last_level);
 
 CREATE TABLE IF NOT EXISTS metrics (
     node  TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,

@@ -277,7 +277,8 @@ def seed_cluster(db, seed, nodes, clients, app_id, app_secret, progress=None):
                        " VALUES (?, ?, ?, ?, ?, ?)",
                        (who, kind, json.dumps(reason), '"dashboard"', '"seeded ban"',
                         json.dumps(now + 86400 * 30) if kind != "username" else None))
-    insert_app(db, app_id, app_secret, "Default", "Application user", True, None)
+    if app_id and app_secret:  # only when asked for: EMQ X 3.0 creates no application
+        insert_app(db, app_id, app_secret, "Default", "Application user", True, None)
     insert_user(db, "admin", hash_password("public"), "administrator")
 
 

@@ -7,11 +7,13 @@ the OpenAPI document and its explorer, and the live overview page. Every control
 in the API's envelope and takes the API's credentials.
 """
 
+import contextlib
 import ipaddress
 import json
 import os
 import random
 import re
+import sqlite3
 import time
 from functools import cache
 
@@ -35,11 +37,12 @@ from app import CLIENT_NOT_FOUND
 from app import connect_client
 from app import CONNECTION_SQL
 from app import disconnect
+from app import drop_thread_connection
 from app import error_response
 from app import get_db
 from app import int_param
+from app import load_json
 from app import local_time
-from app import no_constants
 from app import node_row
 from app import not_found
 from app import ok
@@ -51,11 +54,15 @@ from app import thread_connection
 from app import transaction
 from app import UNKNOWN_ERROR
 from app import valid_filter
+from server import masked_query
+from server import SECRET_WORDS
 
 bp = Blueprint("standin", __name__)
 
 SEVERITIES = ("notice", "warning", "error", "critical")
-SECRET_KEYS = ("password", "pwd", "secret")
+# Clients (all nodes together) a reset may seed within one request: about 5 s on 2 cores,
+# well inside the worker timeout. Larger worlds go through the CLI.
+MAX_RESET_CLIENTS = 100_000
 
 
 @bp.record_once
@@ -75,7 +82,7 @@ def rebuild(db, seed, nodes, clients, progress=None):
     """Replace the whole world by a freshly seeded one, in a single transaction.
 
     Readers in other workers keep seeing the old world until the commit (WAL snapshots),
-    then the new one: never a mix.
+    then the new one: never a mix. A world much smaller than the last gives its space back.
     """
     db.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
     try:
@@ -86,7 +93,18 @@ def rebuild(db, seed, nodes, clients, progress=None):
             build_world(db, seed, nodes, clients, progress)
     finally:
         db.execute("PRAGMA foreign_keys = ON")
-    get_journal().execute("DELETE FROM journal")  # the journal starts over with the world
+    shrink(db)
+    clear_journal_table()  # the journal starts over with the world
+
+
+def shrink(db):
+    """Give free pages back to the file system once most of the file is free."""
+    free, total = (db.execute(f"PRAGMA {p}").fetchone()[0]
+                   for p in ("freelist_count", "page_count"))
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    if free * page > 8 << 20 and free > total // 2:
+        db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def int_setting(body, name, default, low, high):
@@ -129,6 +147,14 @@ def index():
                "journal_size": current_app.config["JOURNAL_SIZE"], "controls": controls()})
 
 
+@bp.get("/_standin/ready")
+def ready():
+    """Readiness for health checks (no credentials): 200 once the database is seeded and
+    serves, 503 with the reason before (a stopped node of the cluster does not count)."""
+    get_db()
+    return ok({"ready": True})
+
+
 @bp.get("/_standin/openapi.json")
 def openapi_document():
     """The OpenAPI 3 description of the API and the controls."""
@@ -148,7 +174,11 @@ def reset():
     current = seeding.world_settings(get_db())
     seed = int_setting(body, "seed", current["seed"], -(2 ** 62), 2 ** 62)
     nodes = int_setting(body, "nodes", current["nodes"], 1, 64)
-    clients = int_setting(body, "clients", current["clients"], 0, 2_000_000)
+    clients = int_setting(body, "clients", current["clients"], 0, MAX_RESET_CLIENTS)
+    if nodes * clients > MAX_RESET_CLIENTS:
+        raise ApiError(BAD_PARAM, f"{nodes} nodes x {clients} clients is more than"
+                                  f" {MAX_RESET_CLIENTS} clients, too many to seed within one"
+                                  " request: seed it with `flask --app app seed`")
     rebuild(get_db(), seed, nodes, clients)
     return ok({"seed": seed, "nodes": nodes, "clients": clients})
 
@@ -394,11 +424,35 @@ def _prepare_journal(db):
     db.execute(JOURNAL_DDL)
 
 
+def journal_path():
+    """`standin.db` -> `standin-journal.db`, beside the database: recording a read never
+    writes to, nor waits on, the cluster's database."""
+    return os.path.splitext(current_app.config["DATABASE"])[0] + "-journal.db"
+
+
 def get_journal():
-    """The journal's connection: `standin.db` -> `standin-journal.db`, so recording a read
-    never writes to, nor waits on, the cluster's database."""
-    path = os.path.splitext(current_app.config["DATABASE"])[0] + "-journal.db"
-    return thread_connection("journal", path, _prepare_journal)
+    """The journal's connection. Best effort: it waits at most 100 ms for a lock, and a
+    damaged journal file is replaced by a new one."""
+    path = journal_path()
+    try:
+        return thread_connection("journal", path, _prepare_journal, timeout=0.1)
+    except sqlite3.DatabaseError as e:
+        if "malformed" not in str(e) and "not a database" not in str(e):
+            raise
+        current_app.logger.warning("journal %s is damaged (%s): starting a new one", path, e)
+        drop_thread_connection("journal")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
+        return thread_connection("journal", path, _prepare_journal, timeout=0.1)
+
+
+def clear_journal_table():
+    """Empty the journal; it never fails the caller (a reset, say)."""
+    try:
+        get_journal().execute("DELETE FROM journal")
+    except sqlite3.Error:
+        current_app.logger.exception("journal could not be cleared")
 
 
 @bp.before_app_request
@@ -413,6 +467,8 @@ def journal_request(response):
     if request.path.startswith("/api/v3") and "X-Standin-Overview" not in request.headers:
         try:
             record_request(response)
+        except sqlite3.OperationalError as e:  # busy or full: this entry is skipped
+            current_app.logger.warning("journal entry skipped: %s", e)
         except Exception:  # the journal never costs the caller its answer
             current_app.logger.exception("journal write failed")
     return response
@@ -420,7 +476,7 @@ def journal_request(response):
 
 def _masked(value):
     if isinstance(value, dict):
-        return {k: "******" if any(s in k.lower() for s in SECRET_KEYS) else _masked(v)
+        return {k: "******" if any(s in k.lower() for s in SECRET_WORDS) else _masked(v)
                 for k, v in value.items()}
     if isinstance(value, list):
         return [_masked(v) for v in value]
@@ -434,7 +490,7 @@ def _journal_body():
     if not raw:
         return None
     try:
-        text = json.dumps(_masked(json.loads(raw, parse_constant=no_constants)))
+        text = json.dumps(_masked(load_json(raw)))
     except (ValueError, UnicodeDecodeError, RecursionError):
         text = "<not JSON>"
     return text if len(text) <= 1024 else text[:1024] + "…"
@@ -447,9 +503,7 @@ def record_request(response):
         return
     user = auth.current_user() or {}
     started = g.get("started", time.perf_counter())
-    query = request.query_string.decode("latin-1")
-    query = "&".join(p if not any(s in p.split("=")[0].lower() for s in SECRET_KEYS)
-                     else p.split("=")[0] + "=******" for p in query.split("&") if p)
+    query = masked_query(request.query_string.decode("latin-1"))
     db = get_journal()
     cur = db.execute(
         "INSERT INTO journal (time, method, path, query, route, status, code,"
@@ -477,7 +531,7 @@ def journal():
 @bp.delete("/_standin/journal")
 def clear_journal():
     """Forget the recorded requests."""
-    get_journal().execute("DELETE FROM journal")
+    clear_journal_table()
     return ok()
 
 

@@ -28,7 +28,8 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 OPERATIONS = {(m.upper(), path): op for path, item in DOC["paths"].items()
               for m, op in item.items() if m in METHODS}
 BY_ID = {op["operationId"]: (method, path) for (method, path), op in OPERATIONS.items()}
-OPEN = {("POST", "/api/v3/auth"), ("GET", "/status"), ("GET", "/"), ("GET", "/dashboard")}
+OPEN = {("POST", "/api/v3/auth"), ("GET", "/status"), ("GET", "/"), ("GET", "/dashboard"),
+        ("GET", "/_standin/ready")}
 
 # Values for the path parameters of the read routes on the default seeded data.
 SAMPLES = {"node": NODE, "clientid": "emqx-api-test:v1", "topic": "%2Ftest",
