@@ -138,8 +138,9 @@ def check_database(path, schema_version, outdated_message):
     """What would make every request fail, found before serving: a message, or None.
 
     A missing or empty file is fine (it is seeded). Otherwise the file must open as SQLite,
-    be readable and writable with its directory (WAL keeps files beside it), pass a quick
-    check when it is not huge, and be of this version of the tables.
+    be readable and writable with its directory (WAL keeps files beside it) on a writable
+    file system, pass a quick check when it is not huge, and be of this version of the
+    tables. Reading only: another process's write lock does not stop the start.
     """
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
@@ -149,6 +150,8 @@ def check_database(path, schema_version, outdated_message):
         return None
     if not os.access(path, os.R_OK | os.W_OK):
         return f"the database {path} is not readable and writable by this user"
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return f"the database's directory {folder} is on a read-only file system"
     try:
         db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=5, isolation_level=None)
         try:
@@ -159,10 +162,13 @@ def check_database(path, schema_version, outdated_message):
                 if result != "ok":
                     return (f"the database {path} is damaged ({result}): restore it, or"
                             " delete it to start from a new seeded one")
-            db.execute("BEGIN IMMEDIATE")  # writable, and no other process keeps it locked
-            db.execute("ROLLBACK")
         finally:
             db.close()
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e):  # a long write of another process is no reason to stop
+            return (f"the database {path} cannot be used ({e}): restore it, or delete it to"
+                    " start from a new seeded one")
+        version = schema_version
     except sqlite3.DatabaseError as e:
         return (f"the database {path} cannot be used ({e}): restore it, or delete it to start"
                 " from a new seeded one")

@@ -174,7 +174,7 @@ def reset():
     current = seeding.world_settings(get_db())
     seed = int_setting(body, "seed", current["seed"], -(2 ** 62), 2 ** 62)
     nodes = int_setting(body, "nodes", current["nodes"], 1, 64)
-    clients = int_setting(body, "clients", current["clients"], 0, MAX_RESET_CLIENTS)
+    clients = int_setting(body, "clients", current["clients"], 0, 2 ** 31)
     if nodes * clients > MAX_RESET_CLIENTS:
         raise ApiError(BAD_PARAM, f"{nodes} nodes x {clients} clients is more than"
                                   f" {MAX_RESET_CLIENTS} clients, too many to seed within one"
