@@ -191,6 +191,46 @@ def no_duplicates(pairs):
     return dict(pairs)
 
 
+def data(client, path, auth=AUTH):
+    """GET API + `path`: HTTP 200, a JSON body with code 0; its `data`."""
+    body = get_json(client, API + path, auth=auth)
+    assert body["code"] == 0, (path, body)
+    return body["data"]
+
+
+def metrics(client, node=NODE):
+    """The node's 43 metrics."""
+    return data(client, f"/nodes/{node}/metrics/")
+
+
+def stats(client, node=NODE):
+    """The node's 18 stats."""
+    return data(client, f"/nodes/{node}/stats/")
+
+
+def delta(before, after):
+    """What changed between two answers: {key: after - before} of the numeric fields that
+    differ (the others are left out)."""
+    return {k: after[k] - before[k] for k in after
+            if isinstance(after[k], int) and not isinstance(after[k], bool)
+            and after[k] != before.get(k)}
+
+
+SHARED_PREFIXES = ("$share/", "$queue/")
+
+
+def is_shared(topic):
+    """A shared subscription's filter: `$share/<group>/<topic>` or `$queue/<topic>`."""
+    return topic.startswith(SHARED_PREFIXES)
+
+
+def route_topic(topic):
+    """The route a subscription's filter needs: `$share/<group>/` or `$queue/` dropped."""
+    if topic.startswith("$share/"):
+        return topic.split("/", 2)[2]
+    return topic.removeprefix("$queue/")
+
+
 def strip_times(value):
     """`value` without the clock-dependent fields (recursively)."""
     if isinstance(value, dict):

@@ -5,6 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
+from conftest import data
 from conftest import get_json
 from conftest import NODE
 from conftest import strip_times
@@ -13,12 +14,6 @@ pytestmark = pytest.mark.usefixtures("fast_hash")
 
 API = "/api/v3"
 NODE_ENC = NODE.replace("@", "%40")
-
-
-def data(client, path):
-    body = get_json(client, API + path)
-    assert body["code"] == 0, body
-    return body["data"]
 
 
 # ---------------------------------------------------------------------------
