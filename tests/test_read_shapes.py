@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from conftest import call_ok
 from conftest import data
 from conftest import get_json
 from conftest import no_duplicates
@@ -410,16 +411,34 @@ def test_list_users_default_admin(client):
         "code": 0, "data": [{"username": "admin", "tags": "administrator"}]}
 
 
+def test_get_all_configs_seeded_lists_are_empty(client):
+    # Behaviour sheet 5.14: stock 3.0.x registers no config keys, so both lists are empty
+    # until a PUT /configs/:app sets one (which is why the shape tests below set two first).
+    assert data(client, "/configs/") == [{"config": [], "node": NODE}]
+    assert data(client, f"/nodes/{NODE}/configs/") == []
+
+
+def _set_two_configs(client):
+    call_ok(client, "PUT", "/configs/emqx", {"key": "mqtt.max_packet_size", "value": "2MB"})
+    call_ok(client, "PUT", f"/nodes/{NODE}/configs/emqx_retainer",
+            {"key": "retainer.expiry_interval", "value": "60"})
+
+
 def test_get_all_configs_cluster_shape(client):
+    _set_two_configs(client)
     items = data(client, "/configs/")
     assert [list(i) for i in items] == [["config", "node"]]
     assert items[0]["node"] == NODE
+    assert len(items[0]["config"]) == 2
     assert items[0]["config"] == data(client, f"/nodes/{NODE}/configs/")
 
 
 def test_get_all_configs_node_items_shape(client):
+    _set_two_configs(client)
     items = data(client, f"/nodes/{NODE}/configs/")
-    assert isinstance(items, list)
+    assert {(i["key"], i["value"], i["app"]) for i in items} == {
+        ("mqtt.max_packet_size", "2MB", "emqx"),
+        ("retainer.expiry_interval", "60", "emqx_retainer")}
     for item in items:
         assert_shape(item, CONFIG)
         assert list(item) == ["key", "value", "datatpye", "app"]
