@@ -104,8 +104,13 @@ def test_lookup_app_configured_id_and_secret(make_app):
 
 @pytest.mark.parametrize("path", [API + "/auth", API + "/auth/"])
 def test_auth_user_route_needs_no_credentials(client, path):
+    """POST /auth is open: it checks the body's username and password, not the header."""
     response = client.post(path, json={"username": "admin", "password": "public"})
-    assert response.status_code != 401
+    assert response.status_code == 200
+    assert response.get_json() == {"code": 0}
+    response = client.post(path, json={"username": "admin", "password": "nope"})
+    assert response.status_code == 200
+    assert response.get_json() == {"code": 102, "message": "Password Error"}
 
 
 def test_auth_user_route_get_still_protected(client):

@@ -122,17 +122,6 @@ def test_every_route_and_method_refuses_bad_credentials(make_app, get):
     assert count > 2000
 
 
-def test_open_route_is_only_post_auth(client, auth):
-    """POST /api/v3/auth needs no credentials (it checks the body); other methods do."""
-    r = client.post("/api/v3/auth", json={"username": "admin", "password": "public"})
-    assert r.status_code == 200 and r.get_json() == {"code": 0}
-    r = client.post("/api/v3/auth", json={"username": "admin", "password": "nope"})
-    assert r.get_json() == {"code": 102, "message": "Password Error"}
-    for method in ("GET", "PUT", "DELETE", "PATCH"):
-        r = client.open("/api/v3/auth", method=method)
-        assert r.status_code == 401, method
-
-
 @pytest.mark.usefixtures("fast_hash")
 def test_no_dashboard_password_in_clear_in_the_database(make_app, get, auth):
     c = make_app()
