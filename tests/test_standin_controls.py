@@ -99,20 +99,6 @@ def test_index_shows_active_faults(client):
 
 
 @pytest.mark.parametrize("method,path,body", CONTROLS)
-@pytest.mark.parametrize("credentials", [None, ("admin", "wrong"), ("nobody", "public")])
-def test_controls_need_auth(client, method, path, body, credentials):
-    before = get_json(client, API + "/connections/")
-    r = client.open(path, method=method, auth=credentials,
-                    **({} if body is None else {"json": body}))
-    assert r.status_code == 401, (method, path, r.status_code, r.data)
-    assert r.get_json() == {"code": 401, "message": "UNAUTHORIZED"}
-    assert r.headers["WWW-Authenticate"].startswith("Basic")
-    # Nothing happened.
-    assert get_json(client, API + "/connections/") == before
-    assert control(client, "GET", "/_standin/faults")["data"]["faults"] is None
-
-
-@pytest.mark.parametrize("method,path,body", CONTROLS)
 def test_controls_answer_in_the_json_envelope(client, method, path, body):
     if path == "/_standin/clients/ctl-auth":
         control(client, "POST", "/_standin/clients", {"client_id": "ctl-auth"})
