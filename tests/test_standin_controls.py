@@ -116,11 +116,6 @@ def test_controls_accept_an_application_login(make_app):
     control(c, "GET", "/_standin", auth=("ops-app", "public"), status=401)
 
 
-def test_unknown_control_is_json_404(client):
-    body = control(client, "GET", "/_standin/nothing-here", status=404)
-    assert body == {"code": 404, "message": "not found"}
-
-
 def test_controls_never_in_the_catalogue(client, get):
     catalogue = get(client, API + "/")
     assert "_standin" not in json.dumps(catalogue)
