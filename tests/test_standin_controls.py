@@ -1,10 +1,9 @@
-"""Test-environment controls under /_standin/: index, auth, catalogue, reset (HTTP and CLI).
+"""Test-environment controls under /_standin/: index, envelope, logins, reset (HTTP and CLI).
 
 Reset is checked through the real API routes: after a series of writes, every read answers
 exactly as on the freshly seeded database (time fields aside).
 """
 
-import json
 import time
 from dataclasses import dataclass
 from dataclasses import field
@@ -12,7 +11,6 @@ from urllib.parse import quote
 
 import pytest
 
-import app as emqx
 import seed
 from conftest import API
 from conftest import AUTH
@@ -141,17 +139,6 @@ def test_controls_accept_an_application_login(make_app):
     c = make_app(APP_ID="ops-app", APP_SECRET="s3cret-value")
     assert control(c, "GET", "/_standin", auth=("ops-app", "s3cret-value"))["code"] == 0
     control(c, "GET", "/_standin", auth=("ops-app", "public"), status=401)
-
-
-def test_controls_never_in_the_catalogue(client, get):
-    catalogue = get(client, API + "/")
-    assert "_standin" not in json.dumps(catalogue)
-    assert len(catalogue["data"]) == len(emqx.CATALOGUE)
-    assert all(not e["path"].startswith("/_standin") for e in catalogue["data"])
-    # Same after the controls have been used.
-    control(client, "PUT", "/_standin/faults", {"latency_ms": 0})
-    control(client, "POST", "/_standin/clients", {"client_id": "cat-check"})
-    assert get(client, API + "/") == catalogue
 
 
 # --- reset -----------------------------------------------------------------------------
