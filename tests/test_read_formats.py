@@ -8,6 +8,7 @@ import pytest
 import app as emqx
 from conftest import get_json
 from conftest import NODE
+from conftest import request_json
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
@@ -95,7 +96,10 @@ def test_list_timestamps_local_format_in_the_past(client, path, field):
 
 
 def test_list_node_alarms_timestamp_format_newest_first(client):
+    # The seeded alarm alone cannot be out of order: raise a newer one first.
+    request_json(client, "POST", "/_standin/alarms", {"id": "formats_alarm"}, code=0)
     alarms = get_json(client, f"{API}/alarms/{NODE}")["data"]
+    assert [a["id"] for a in alarms] == ["formats_alarm", "cpu_high_watermark"]
     for alarm in alarms:
         assert TIMESTAMP.match(alarm["timestamp"])
     stamps = [a["timestamp"] for a in alarms]
