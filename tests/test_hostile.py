@@ -1,12 +1,13 @@
-"""Hostile input on every route of the catalogue and every /_standin/ control.
+"""Hostile input on every route of the URL map: the API and every /_standin/ control
+(and, for bodies over 1 MiB and wrong methods, the open pages too).
 
 Bodies that are not JSON or not an object, missing, extra and wrongly typed keys, huge and
 odd strings (100 KB, 5000-byte topics, emoji, RTL, combining marks, NUL, lone surrogates,
 SQL metacharacters), percent-encoding tricks in paths, `_page`/`_limit` edge values, bodies
-over 1 MiB, wrong methods. Each answer must be the documented error in the JSON envelope,
-never a 5xx, and bad input must change nothing stored: a snapshot of every list route
-(times stripped) is compared before and after, and the tables themselves are fingerprinted
-after every request, so a failure names the request that changed something.
+over 1 MiB, wrong methods, unknown paths. Each answer must be the documented error in the
+JSON envelope, never a 5xx, and bad input must change nothing stored: a snapshot of every
+list route (times stripped) is compared before and after, and the tables themselves are
+fingerprinted after every request, so a failure names the request that changed something.
 
 Every problem of a test is collected and reported together (request, expected, actual).
 """
