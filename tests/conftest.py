@@ -1,4 +1,6 @@
-"""Shared fixtures: a fresh SQLite file per test, the Flask app bound to it, test clients.
+"""Shared fixtures: a fresh SQLite file per test, the Flask app bound to it, test clients;
+shared helpers (data, metrics, stats, delta, the $share/$queue rule), and the routes of
+the app's URL map for the sweeps (url_map_routes, control_sample).
 
 Every client made here refuses to return a 5xx: the contract says "never an HTTP 500",
 so any request in any test that gets one fails on the spot.
