@@ -1,4 +1,6 @@
-"""Shared fixtures: a fresh SQLite file per test, the Flask app bound to it, test clients.
+"""Shared fixtures: a fresh SQLite file per test, the Flask app bound to it, test clients;
+shared helpers (data, metrics, stats, delta, the $share/$queue rule), and the routes of
+the app's URL map for the sweeps (url_map_routes, control_sample).
 
 Every client made here refuses to return a 5xx: the contract says "never an HTTP 500",
 so any request in any test that gets one fails on the spot.
@@ -6,8 +8,11 @@ so any request in any test that gets one fails on the spot.
 
 import json
 import os
+import re
 import shutil
 import sqlite3
+from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
@@ -20,6 +25,12 @@ API = "/api/v3"
 
 # Settings pinned for every test, whatever the environment says (STANDIN_* variables).
 DEFAULTS = {"SEED": 42, "NODES": 1, "CLIENTS": 50, "APP_ID": "admin", "APP_SECRET": "public"}
+
+CONTROLS_PREFIX = "/_standin"
+# Path values naming real objects of the seeded cluster, by the API's parameter names.
+SEEDED = {"node": NODE, "clientid": "emqx-api-test:v1", "topic": "/test", "appid": "admin",
+          "name": "admin", "username": "admin", "who": "flooder-01", "plugin": "emqx_retainer",
+          "app": "emqx"}
 
 # Fields whose value follows the wall clock; left out when two answers are compared.
 TIME_FIELDS = frozenset(
@@ -191,6 +202,46 @@ def no_duplicates(pairs):
     return dict(pairs)
 
 
+def data(client, path, auth=AUTH):
+    """GET API + `path`: HTTP 200, a JSON body with code 0; its `data`."""
+    body = get_json(client, API + path, auth=auth)
+    assert body["code"] == 0, (path, body)
+    return body["data"]
+
+
+def metrics(client, node=NODE):
+    """The node's 43 metrics."""
+    return data(client, f"/nodes/{node}/metrics/")
+
+
+def stats(client, node=NODE):
+    """The node's 18 stats."""
+    return data(client, f"/nodes/{node}/stats/")
+
+
+def delta(before, after):
+    """What changed between two answers: {key: after - before} of the numeric fields that
+    differ (the others are left out)."""
+    return {k: after[k] - before[k] for k in after
+            if isinstance(after[k], int) and not isinstance(after[k], bool)
+            and after[k] != before.get(k)}
+
+
+SHARED_PREFIXES = ("$share/", "$queue/")
+
+
+def is_shared(topic):
+    """A shared subscription's filter: `$share/<group>/<topic>` or `$queue/<topic>`."""
+    return topic.startswith(SHARED_PREFIXES)
+
+
+def route_topic(topic):
+    """The route a subscription's filter needs: `$share/<group>/` or `$queue/` dropped."""
+    if topic.startswith("$share/"):
+        return topic.split("/", 2)[2]
+    return topic.removeprefix("$queue/")
+
+
 def strip_times(value):
     """`value` without the clock-dependent fields (recursively)."""
     if isinstance(value, dict):
@@ -204,3 +255,62 @@ def strip_times(value):
 def untimed():
     """The `strip_times(value)` helper as a fixture."""
     return strip_times
+
+
+# ---------------------------------------------------------------------------
+# Routes, from the app's URL map
+# ---------------------------------------------------------------------------
+
+RULE_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method of one URL rule: `template` is the rule with `:name` for `<conv:name>`."""
+
+    endpoint: str
+    method: str
+    template: str
+
+    @property
+    def id(self):
+        return f"{self.method} {self.template}"
+
+    @property
+    def params(self):
+        return [p[1:] for p in self.template.split("/") if p.startswith(":")]
+
+    @property
+    def is_control(self):
+        return self.template.startswith(CONTROLS_PREFIX)
+
+    def path(self, values, raw=None):
+        """The template filled in: values[name] percent-encoded, or raw[name] as it is."""
+        raw = raw or {}
+        return "/".join(
+            (raw[p[1:]] if p[1:] in raw else quote(values[p[1:]], safe=""))
+            if p.startswith(":") else p for p in self.template.split("/"))
+
+
+def url_map_routes(*prefixes):
+    """Every (endpoint, method, template) of the app's URL map, in the order the rules were
+    added (HEAD and OPTIONS left out, and the static files); only the rules under
+    `prefixes` when given."""
+    routes = []
+    for rule in emqx.app.url_map.iter_rules():
+        if rule.endpoint == "static" or (prefixes and not rule.rule.startswith(prefixes)):
+            continue
+        template = RULE_PARAM.sub(r":\1", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            routes.append(Route(rule.endpoint, method, template))
+    return routes
+
+
+def control_sample(samples, route):
+    """A sweep's sample for a /_standin route (values, body, ...), kept by endpoint in
+    `samples`: a control the sweep has no sample for fails it, so that a new control
+    cannot silently escape the sweeps."""
+    if route.endpoint not in samples:
+        pytest.fail(f"{route.id} ({route.endpoint}) is a /_standin route this sweep has no"
+                    " sample for: add one, keyed by its endpoint")
+    return samples[route.endpoint]

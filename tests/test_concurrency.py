@@ -14,6 +14,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from conftest import is_shared
+from conftest import route_topic
 from live import LiveServer
 
 pytestmark = pytest.mark.live
@@ -33,12 +35,6 @@ def server(tmp_path, request):
     request.addfinalizer(live.stop)
     live.wait_ready()
     return {"base": live.url, "log": live.log_path}
-
-
-def route_topic(topic):
-    if topic.startswith("$share/"):
-        return topic.split("/", 2)[2]
-    return topic.removeprefix("$queue/")
 
 
 def test_concurrent_mixed_writes_are_all_visible_and_counters_add_up(server):
@@ -189,7 +185,7 @@ def test_concurrent_mixed_writes_are_all_visible_and_counters_add_up(server):
     lost_with_sessions = sum(1 for s in subs0 if s["client_id"] in clean_kicked)
     assert s1["subscriptions/count"] == (s0["subscriptions/count"] + len(acked["sub"])
                                          - len(acked["unsub"]) - lost_with_sessions)
-    shared = sum(1 for s in subs1["data"] if s["topic"].startswith(("$share/", "$queue/")))
+    shared = sum(1 for s in subs1["data"] if is_shared(s["topic"]))
     assert s1["subscriptions/shared/count"] == shared
     for sess in sessions1["data"]:
         n = sum(1 for c, _ in sub_pairs if c == sess["client_id"])

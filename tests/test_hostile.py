@@ -1,12 +1,13 @@
-"""Hostile input on every route of the catalogue and every /_standin/ control.
+"""Hostile input on every route of the URL map: the API and every /_standin/ control
+(and, for bodies over 1 MiB and wrong methods, the open pages too).
 
 Bodies that are not JSON or not an object, missing, extra and wrongly typed keys, huge and
 odd strings (100 KB, 5000-byte topics, emoji, RTL, combining marks, NUL, lone surrogates,
 SQL metacharacters), percent-encoding tricks in paths, `_page`/`_limit` edge values, bodies
-over 1 MiB, wrong methods. Each answer must be the documented error in the JSON envelope,
-never a 5xx, and bad input must change nothing stored: a snapshot of every list route
-(times stripped) is compared before and after, and the tables themselves are fingerprinted
-after every request, so a failure names the request that changed something.
+over 1 MiB, wrong methods, unknown paths. Each answer must be the documented error in the
+JSON envelope, never a 5xx, and bad input must change nothing stored: a snapshot of every
+list route (times stripped) is compared before and after, and the tables themselves are
+fingerprinted after every request, so a failure names the request that changed something.
 
 Every problem of a test is collected and reported together (request, expected, actual).
 """
@@ -25,9 +26,12 @@ import pytest
 
 import app as emqx
 from conftest import AUTH
+from conftest import control_sample
 from conftest import DEFAULTS
 from conftest import NODE
+from conftest import SEEDED
 from conftest import strip_times
+from conftest import url_map_routes
 
 # Cheap dashboard-password hashes (user creation and password checks run many times here).
 pytestmark = pytest.mark.usefixtures("fast_hash")
@@ -39,84 +43,77 @@ ALARM = "cpu_high_watermark"
 BAN = "flooder-01"
 NOBODY = "hostile-nobody"
 
-# Concrete values for the path parameters: real objects of the seeded cluster.
-REAL = {"node": NODE, "clientid": CID, "topic": "/test", "appid": "admin", "name": "admin",
-        "username": "admin", "who": BAN, "plugin": PLUGIN, "app": "emqx", "alarm": ALARM,
-        "asset": "index.css"}
 # Routes that do not read a body act on their path alone: aim them at objects whose
 # change is a no-op or an error, so that ignoring a hostile body changes nothing either.
+# (The other path values are real objects of the seeded cluster: conftest.SEEDED.)
 HARMLESS = {"kickout_connection": {"clientid": NOBODY}, "del_app": {"appid": NOBODY},
-            "delete_user": {"name": NOBODY}, "unload_plugin": {"plugin": INACTIVE},
-            "standin.disconnect_device": {"clientid": NOBODY}}
+            "delete_user": {"name": NOBODY}, "unload_plugin": {"plugin": INACTIVE}}
 
-# /_standin/ controls: (name, method, path).
-CONTROLS = [
-    ("standin.index", "GET", "/_standin"),
-    ("standin.openapi_document", "GET", "/_standin/openapi.json"),
-    ("standin.docs", "GET", "/_standin/docs"),
-    ("standin.docs_asset", "GET", "/_standin/docs/:asset"),
-    ("standin.reset", "POST", "/_standin/reset"),
-    ("standin.connect_device", "POST", "/_standin/clients"),
-    ("standin.disconnect_device", "DELETE", "/_standin/clients/:clientid"),
-    ("standin.raise_alarm", "POST", "/_standin/alarms"),
-    ("standin.clear_alarm", "DELETE", "/_standin/alarms/:alarm"),
-    ("standin.set_node_status", "PUT", "/_standin/nodes/:node"),
-    ("standin.get_faults", "GET", "/_standin/faults"),
-    ("standin.set_faults", "PUT", "/_standin/faults"),
-    ("standin.clear_faults", "DELETE", "/_standin/faults"),
-    ("standin.journal", "GET", "/_standin/journal"),
-    ("standin.clear_journal", "DELETE", "/_standin/journal"),
-]
+
+@dataclass
+class Control:
+    """What the sweeps need to know of a /_standin route: its path values (real objects,
+    or harmless ones where the body is not read) and whether its view reads the body."""
+
+    values: dict = field(default_factory=dict)
+    reads_body: bool = False
+
+
+# Every /_standin route, by endpoint; a new one missing here fails every sweep.
+CONTROLS = {
+    "standin.index": Control(),
+    "standin.openapi_document": Control(),
+    "standin.docs": Control(),
+    "standin.docs_asset": Control({"filename": "index.css"}),
+    "standin.reset": Control(reads_body=True),
+    "standin.connect_device": Control(reads_body=True),
+    "standin.disconnect_device": Control({"clientid": NOBODY}),
+    "standin.raise_alarm": Control(reads_body=True),
+    "standin.clear_alarm": Control({"id": ALARM}, reads_body=True),
+    "standin.set_node_status": Control({"node": NODE}, reads_body=True),
+    "standin.get_faults": Control(),
+    "standin.set_faults": Control(reads_body=True),
+    "standin.clear_faults": Control(),
+    "standin.journal": Control(reads_body=True),
+    "standin.clear_journal": Control(),
+}
 
 PAGINATED = {"list_connections", "list_node_connections", "list_sessions",
              "list_node_sessions", "list_subscriptions", "list_node_subscriptions",
              "list_routes", "list_banned"}
-# Every route whose view reads parameters (query and JSON body): a body that is not a JSON
-# object is a 109 there; the others never look at the body.
-READS_BODY = PAGINATED | {
+# Every API route whose view reads parameters (query and JSON body): a body that is not a
+# JSON object is a 109 there; the others never look at the body.
+API_READS_BODY = PAGINATED | {
     "mqtt_publish", "mqtt_subscribe", "mqtt_unsubscribe", "create_banned", "delete_banned",
     "add_app", "update_app", "auth_user", "create_user", "update_user", "change_pwd",
-    "update_config", "update_node_config", "update_plugin_configs", "standin.reset",
-    "standin.connect_device", "standin.raise_alarm", "standin.clear_alarm",
-    "standin.set_node_status", "standin.set_faults", "standin.journal"}
+    "update_config", "update_node_config", "update_plugin_configs"}
 
 
-@dataclass
-class Route:
-    name: str
-    method: str
-    template: str  # full path with :params
-
-    @property
-    def id(self):
-        return f"{self.method} {self.template}"
-
-    @property
-    def params(self):
-        return [p[1:] for p in self.template.split("/") if p.startswith(":")]
-
-    def path(self, **override):
-        values = {**REAL, **HARMLESS.get(self.name, {}), **override}
-        return "/".join(quote(values[p[1:]], safe="") if p.startswith(":") else p
-                        for p in self.template.split("/"))
-
-    def raw_path(self, param, raw):
-        """The path with `param` replaced by `raw`, sent as is (no quoting)."""
-        values = {**REAL, **HARMLESS.get(self.name, {})}
-        return "/".join((raw if p[1:] == param else quote(values[p[1:]], safe=""))
-                        if p.startswith(":") else p for p in self.template.split("/"))
+def reads_body(route):
+    if route.is_control:
+        return control_sample(CONTROLS, route).reads_body
+    return route.endpoint in API_READS_BODY
 
 
-ROUTES = [Route(name, method, "/api/v3/" + path.strip("/"))
-          for name, method, path, _ in emqx.CATALOGUE]
-ROUTES += [Route(name, method, path) for name, method, path in CONTROLS]
-assert len({r.id for r in ROUTES}) == len(ROUTES) == len(emqx.CATALOGUE) + len(CONTROLS)
+def target(route, raw=None):
+    """The route's concrete path: seeded or harmless values, `raw` = {param: text as is}."""
+    if route.is_control:
+        values = control_sample(CONTROLS, route).values
+    else:
+        values = {**SEEDED, **HARMLESS.get(route.endpoint, {})}
+    return route.path(values, raw)
+
+
+# Every route of the API and of the controls, from the URL map; ALL_ROUTES adds the open
+# pages (/status, the overview).
+ROUTES = url_map_routes("/api/v3", "/_standin")
+ALL_ROUTES = url_map_routes()
 BY_NAME = {}
 for _route in ROUTES:
-    BY_NAME.setdefault(_route.name, _route)
+    BY_NAME.setdefault(_route.endpoint, _route)
 
 # The lists a snapshot reads (every list route, the node-scoped ones included), times stripped.
-SNAPSHOT = [r.path() for r in ROUTES if r.method == "GET" and r.name.startswith(
+SNAPSHOT = [target(r) for r in ROUTES if r.method == "GET" and r.endpoint.startswith(
     ("list_", "get_", "lookup_node_stats")) and "clientid" not in r.params]
 SNAPSHOT += [f"/api/v3/subscriptions/{quote(CID, safe='')}", "/api/v3/apps/admin",
              "/api/v3/routes/%2Ftest", "/_standin", "/_standin/faults"]
@@ -133,8 +130,10 @@ LONG_TOPIC = "t/" * 2500  # 5000 bytes
 # ---------------------------------------------------------------------------
 
 
-def send(c, method, path, body=None, raw=None, query="", headers=None, auth=AUTH):
-    """(HTTP status, parsed JSON or None, text); a 5xx comes back as status 500 + message."""
+def send(c, method, path, body=None, raw=None, query="", headers=None, auth=AUTH,
+         answer_headers=None):
+    """(HTTP status, parsed JSON or None, text); a 5xx comes back as status 500 + message.
+    The answer's headers are copied into `answer_headers` (a dict) when given."""
     kwargs = {"auth": auth, "headers": headers or {}}
     if raw is not None:
         kwargs["data"] = raw
@@ -150,6 +149,9 @@ def send(c, method, path, body=None, raw=None, query="", headers=None, auth=AUTH
         return 500, None, str(e)[:300]
     text = r.get_data(as_text=True)
     r.close()  # file responses (pages, assets) hold their file open until closed
+    if answer_headers is not None:
+        answer_headers.update(r.headers)
+        answer_headers["mimetype"] = r.mimetype
     try:
         data = json.loads(text)
     except ValueError:
@@ -279,11 +281,13 @@ class Checker:
         self.state = StoredState(self.c.settings["DATABASE"])
 
     def expect(self, label, method, path, expected, body=None, raw=None, query="",
-               headers=None, data_check=None):
-        """`expected`: a set of (HTTP status, code) pairs, any of which is right."""
+               headers=None, data_check=None, auth=AUTH, answer=None, answer_headers=None):
+        """`expected`: a set of (HTTP status, code) pairs, any of which is right; `answer`:
+        the exact JSON body (sent as application/json), when there is only one."""
         self.count += 1
+        answer_headers = {} if answer_headers is None else answer_headers
         status, data, text = send(self.c, method, path, body=body, raw=raw, query=query,
-                                  headers=headers)
+                                  headers=headers, auth=auth, answer_headers=answer_headers)
         where = f"{method} {path[:200]}{'?' + query if query else ''} [{label}]"
         problem = envelope_problem(status, data, text)
         if problem:
@@ -293,6 +297,10 @@ class Checker:
                                  f" got HTTP {status} {text}")
         elif data_check is not None and data["code"] == 0 and not data_check(data):
             self.problems.append(f"{where}: unexpected data {text}")
+        elif answer is not None and (data != answer or list(data) != list(answer)
+                                     or answer_headers["mimetype"] != "application/json"):
+            self.problems.append(f"{where}: want {answer} as application/json, got {text}"
+                                 f" as {answer_headers['mimetype']}")
         if self.state.changed():
             self.problems.append(f"{where}: changed the stored state (bad input must not)")
         return status, data
@@ -327,8 +335,8 @@ def test_body_not_a_json_object_on_every_route(checker):
     the answer is the one without a body."""
     check = checker()
     for route in ROUTES:
-        path = route.path()
-        if route.name in READS_BODY:
+        path = target(route)
+        if reads_body(route):
             expected = NOT_JSON
         else:
             status, data, text = send(check.c, route.method, path)
@@ -522,10 +530,10 @@ def test_missing_extra_and_wrongly_typed_keys(checker, name):
     documented error, extra keys change nothing about it, and nothing is stored."""
     check = checker()
     route = BY_NAME[name]
-    routes = [r for r in ROUTES if r.name == name]
+    routes = [r for r in ROUTES if r.endpoint == name]
     spec = SPECS[name]
     for r in routes:
-        path = r.path()
+        path = target(r)
         for key, cases in spec.keys.items():
             for n, (value, codes) in enumerate(cases):
                 body = {**spec.valid, key: value}
@@ -547,7 +555,7 @@ def test_missing_extra_and_wrongly_typed_keys(checker, name):
             expected = {(404 if code == 404 else 200, code) for code in codes}
             check.expect(label, r.method, path, expected, body=body)
     if name == "update_plugin_configs":
-        check.expect("no body at all", route.method, route.path(), ok_or(107))
+        check.expect("no body at all", route.method, target(route), ok_or(107))
     check.finish()
 
 
@@ -580,8 +588,8 @@ UNKNOWN_TARGET = {
     "plugin": {"get_plugin_configs": NOT_FOUND, "load_plugin": ok_or(102),
                "unload_plugin": ok_or(102), "update_plugin_configs": NOT_FOUND},
     "app": {"update_config": ok_or(107), "update_node_config": ok_or(107)},
-    "alarm": {"standin.clear_alarm": NOT_FOUND},
-    "asset": {"standin.docs_asset": NOT_FOUND},
+    "id": {"standin.clear_alarm": NOT_FOUND},
+    "filename": {"standin.docs_asset": NOT_FOUND},
 }
 VALID_BODY = {"update_app": {"name": "n", "status": True}, "update_user": {"tags": "t"},
               "change_pwd": {"old_pwd": "public", "new_pwd": "x"},
@@ -598,18 +606,20 @@ def _empty_data(data):
 def test_percent_encoding_tricks_in_every_path_parameter(checker):
     check = checker()
     for route, param in [(r, p) for r in ROUTES for p in r.params]:
-        body = VALID_BODY.get(route.name)
+        body = VALID_BODY.get(route.endpoint)
         expected_unknown = UNKNOWN_TARGET[param]
         if isinstance(expected_unknown, dict):
-            expected_unknown = expected_unknown[route.name]
+            expected_unknown = expected_unknown[route.endpoint]
         if param == "app":  # a new app name is a valid target: send no body, get 107
             body = None
+        answer = NOT_FOUND_ANSWER if expected_unknown == NOT_FOUND else None
         for raw in DECODABLE:
-            check.expect(f"{param}={raw}", route.method, route.raw_path(param, raw),
-                         expected_unknown, body=body, data_check=_empty_data)
+            check.expect(f"{param}={raw}", route.method, target(route, {param: raw}),
+                         expected_unknown, body=body, data_check=_empty_data, answer=answer)
         for raw in UNDECODABLE:
             check.expect(f"{param}={raw} (not UTF-8)", route.method,
-                         route.raw_path(param, raw), NOT_FOUND, body=body)
+                         target(route, {param: raw}), NOT_FOUND, body=body,
+                         answer=NOT_FOUND_ANSWER)
     check.finish()
 
 
@@ -656,15 +666,15 @@ PAGE_BODIES = [({"_page": 1.5}, {108}), ({"_page": True}, {108}), ({"_page": Non
 
 def test_page_and_limit_edge_values(checker):
     check = checker()
-    for route in [r for r in ROUTES if r.name in PAGINATED]:
-        path = route.path()
+    for route in [r for r in ROUTES if r.endpoint in PAGINATED]:
+        path = target(route)
         for query, codes, empty in PAGE_CASES:
             check.expect(query, "GET", path, {(200, code) for code in codes}, query=query,
                          data_check=(lambda d: d["data"] == []) if empty else None)
         for body, codes in PAGE_BODIES:
             check.expect(f"body {body}", "GET", path, {(200, code) for code in codes},
                          body=body)
-    journal = BY_NAME["standin.journal"].path()
+    journal = target(BY_NAME["standin.journal"])
     for query, codes in [("limit=0", {108}), ("limit=-1", {108}), ("limit=1.5", {108}),
                          ("limit=", {108}), ("limit=%D9%A1", {108}), (f"limit={HUGE_INT}", {0}),
                          (f"limit={2 ** 62 + 1}", {108}), ("limit=%00", {108})]:
@@ -677,25 +687,59 @@ def test_page_and_limit_edge_values(checker):
 # ---------------------------------------------------------------------------
 
 
+TOO_LARGE = {"code": 413, "message": "request body too large"}
+NOT_FOUND_ANSWER = {"code": 404, "message": "not found"}
+NOT_ALLOWED = {"code": 405, "message": "method not allowed"}
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+
 def test_body_over_1mib_is_413_everywhere(checker):
-    """A body over 1 MiB gets HTTP 413 in the envelope, on every route, and changes nothing."""
+    """A body over 1 MiB gets HTTP 413 in the envelope, on every route of the URL map (the
+    open pages too), with and without credentials, and changes nothing."""
     check = checker()
     big = b'{"topic": "' + b"x" * (1024 * 1024) + b'"}'
-    for route in ROUTES:
-        check.expect("1 MiB + 13 bytes", route.method, route.path(), {(413, 413)}, raw=big)
+    for route in ALL_ROUTES:
+        path = target(route) if route in ROUTES else route.path({})
+        for auth in (AUTH, None):
+            check.expect(f"1 MiB + 13 bytes, {'with' if auth else 'without'} credentials",
+                         route.method, path, {(413, 413)}, raw=big, auth=auth,
+                         answer=TOO_LARGE)
     check.finish()
 
 
+def _allowed(path):
+    """The methods some rule of the URL map takes at `path` (as routing sees it: raw)."""
+    return set(emqx.app.url_map.bind("localhost").allowed_methods(path)) - {"HEAD", "OPTIONS"}
+
+
 def test_wrong_method_is_405_and_unknown_path_404(checker):
+    """Every method a route's path does not take is a JSON 405 naming the ones it does
+    (Allow), with or without a trailing slash; unknown paths are a JSON 404 whatever the
+    method; neither changes anything."""
     check = checker()
-    for route in ROUTES:
-        status, data = check.expect("PATCH", "PATCH", route.path(), {(405, 405)})
-    for path in ["/api/v3/nope", f"/api/v3/nodes/{NODE}/nope", f"/api/v3/nodes/{NODE}/stats/x",
-                 "/api/v3/%00", "/api/v3/%C0%AF", "/_standin/nope", "/_standin/%2e%2e/app.py"]:
-        for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
-            check.expect("unknown path", method, path, NOT_FOUND)
+    for route in ALL_ROUTES:
+        path = target(route) if route in ROUTES else route.path({})
+        allowed = _allowed(path)
+        assert route.method in allowed, (route.id, path, allowed)
+        for method, spelling in [(m, p) for m in sorted(set(METHODS) - allowed)
+                                 for p in dict.fromkeys([path, path.rstrip("/") + "/"])]:
+            headers = {}
+            check.expect(method, method, spelling, {(405, 405)}, answer=NOT_ALLOWED,
+                         answer_headers=headers)
+            got = {m.strip() for m in headers.get("Allow", "").split(",")} - {"HEAD", "OPTIONS"}
+            if got != allowed:
+                check.problems.append(f"{method} {spelling}: Allow {headers.get('Allow')!r},"
+                                      f" want {sorted(allowed)}")
+    for path in ["/api/v3/nope", f"/api/v3/nodes/{NODE}/nope", f"/api/v3/nodes/{NODE}/unknown",
+                 f"/api/v3/nodes/{NODE}/stats/x",
+                 "/api/v3/%00", "/api/v3/%C0%AF", "/_standin/nope", "/_standin/nothing-here",
+                 "/_standin/%2e%2e/app.py", "/api/v3/brokers/x/y", "/api/v3/BROKERS",
+                 "/api/v3/connection/", "/api/v4/brokers", "/nothing"]:
+        for method in METHODS:
+            check.expect("unknown path", method, path, NOT_FOUND, answer=NOT_FOUND_ANSWER)
     # A 5000-byte node name: a known route, an unknown node.
-    check.expect("long node name", "GET", "/api/v3/nodes/" + "n" * 5000 + "/stats", NOT_FOUND)
+    check.expect("long node name", "GET", "/api/v3/nodes/" + "n" * 5000 + "/stats", NOT_FOUND,
+                 answer=NOT_FOUND_ANSWER)
     check.finish()
 
 

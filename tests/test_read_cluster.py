@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import data
 from conftest import get_json
 from conftest import NODE
 from conftest import strip_times
@@ -11,12 +12,6 @@ pytestmark = pytest.mark.usefixtures("fast_hash")
 API = "/api/v3"
 NODES3 = ["emqx@127.0.0.1", "emqx@127.0.0.2", "emqx@127.0.0.3"]
 SCOPED_LISTS = ["connections", "sessions", "subscriptions"]
-
-
-def data(client, path):
-    body = get_json(client, API + path)
-    assert body["code"] == 0, body
-    return body["data"]
 
 
 @pytest.fixture

@@ -5,8 +5,10 @@ import time
 
 import pytest
 
+import app as emqx
 from conftest import get_json
 from conftest import NODE
+from conftest import request_json
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
@@ -19,14 +21,7 @@ UPTIME = re.compile(
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 MEMORY = re.compile(r"^\d+\.\d{2}[KMG]$")
 LOAD = re.compile(r"^\d+\.\d{2}$")
-
-
-def _memory_string(size):
-    """Behaviour sheet 6.2: > 1 GiB -> G, > 1 MiB -> M, > 1 KiB -> K, two decimals."""
-    for unit, factor in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if size > factor:
-            return f"{size / factor:.2f}{unit}"
-    return size
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def _uptime_seconds(text):
@@ -39,11 +34,25 @@ def _local(text):
     return time.mktime(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
 
 
-@pytest.mark.parametrize("text", ["1 days,18 hours, 45 minutes, 1 seconds",
-                                  "18 hours, 45 minutes, 1 seconds", "45 minutes, 1 seconds",
-                                  "1 seconds"])
-def test_uptime_pattern_accepts_document_forms(text):
-    assert UPTIME.match(text)
+# Behaviour sheet 6.1: from the largest non-zero unit down, no space after "days,", plural
+# words even for 1 (the document's example is 1 days,18 hours, 45 minutes, 1 seconds).
+UPTIMES = [
+    (86400 + 18 * 3600 + 45 * 60 + 1, "1 days,18 hours, 45 minutes, 1 seconds"),
+    (18 * 3600 + 45 * 60 + 1, "18 hours, 45 minutes, 1 seconds"),
+    (45 * 60 + 1, "45 minutes, 1 seconds"),
+    (1, "1 seconds"),
+    (0, "0 seconds"),
+    (60, "1 minutes, 0 seconds"),
+    (3600, "1 hours, 0 minutes, 0 seconds"),
+    (86400, "1 days,0 hours, 0 minutes, 0 seconds"),
+    (400 * 86400 + 59, "400 days,0 hours, 0 minutes, 59 seconds"),
+]
+
+
+@pytest.mark.parametrize(("seconds", "text"), UPTIMES, ids=[t for _, t in UPTIMES])
+def test_uptime_builds_the_document_forms(seconds, text):
+    assert emqx.uptime(seconds) == text
+    assert UPTIME.match(text)  # the pattern the routes' answers are checked with below
 
 
 @pytest.mark.parametrize("path", ["/brokers/", "/nodes/"])
@@ -87,7 +96,10 @@ def test_list_timestamps_local_format_in_the_past(client, path, field):
 
 
 def test_list_node_alarms_timestamp_format_newest_first(client):
+    # The seeded alarm alone cannot be out of order: raise a newer one first.
+    request_json(client, "POST", "/_standin/alarms", {"id": "formats_alarm"}, code=0)
     alarms = get_json(client, f"{API}/alarms/{NODE}")["data"]
+    assert [a["id"] for a in alarms] == ["formats_alarm", "cpu_high_watermark"]
     for alarm in alarms:
         assert TIMESTAMP.match(alarm["timestamp"])
     stamps = [a["timestamp"] for a in alarms]
@@ -103,8 +115,13 @@ def test_list_nodes_memory_strings(client):
 def test_list_nodes_memory_strings_match_lookup_bytes(client):
     listed = get_json(client, API + "/nodes/")["data"][0]
     looked = get_json(client, f"{API}/nodes/{NODE}")["data"]
-    assert listed["memory_total"] == _memory_string(looked["memory_total"])
-    assert listed["memory_used"] == _memory_string(looked["memory_used"])
+    for key in ("memory_total", "memory_used"):
+        text, size = listed[key], looked[key]
+        assert text == emqx.memory_string(size), (key, text, size)
+        # Behaviour sheet 6.2, read back: the largest unit the size exceeds, two decimals.
+        unit = text[-1]
+        assert size > UNITS[unit] and (unit == "G" or size <= UNITS[unit] << 10), (key, text)
+        assert abs(float(text[:-1]) * UNITS[unit] - size) <= 0.005 * UNITS[unit], (key, text)
 
 
 def test_get_node_memory_used_below_total(client):
@@ -112,8 +129,18 @@ def test_get_node_memory_used_below_total(client):
     assert 0 < node["memory_used"] <= node["memory_total"]
 
 
-def test_memory_string_matches_document_example():
-    assert _memory_string(80162816) == "76.45M"
+# Behaviour sheet 6.2: > 1 GiB -> GiB + "G", > 1 MiB -> MiB + "M", > 1 KiB -> KiB + "K"
+# (two decimals, divisor 1024), else the plain integer; its example: 80162816 -> "76.45M".
+MEMORY_STRINGS = [
+    (80162816, "76.45M"), (0, 0), (1023, 1023), (1024, 1024), (1025, "1.00K"),
+    (1536, "1.50K"), (1 << 20, "1024.00K"), ((1 << 20) + 1, "1.00M"), (1 << 30, "1024.00M"),
+    ((1 << 30) + 1, "1.00G"), (5 * (1 << 30) + (1 << 29), "5.50G"), (1 << 40, "1024.00G"),
+]
+
+
+@pytest.mark.parametrize(("size", "text"), MEMORY_STRINGS, ids=[str(s) for s, _ in MEMORY_STRINGS])
+def test_memory_string_follows_the_behaviour_sheet(size, text):
+    assert emqx.memory_string(size) == text
 
 
 @pytest.mark.parametrize("path", ["/nodes/", f"/nodes/{NODE}"])

@@ -1,10 +1,14 @@
 """URL details: optional trailing slashes, decoded topics and client ids, node spellings,
-JSON 404/405 envelopes, and no 5xx for odd paths (the client fixture rejects any 5xx)."""
+and no 5xx for odd paths (the client fixture rejects any 5xx).
+
+The JSON 404 of unknown paths and the JSON 405 (with Allow) of every route's other methods
+are swept in test_hostile.test_wrong_method_is_405_and_unknown_path_404."""
 
 from urllib.parse import quote
 
 import pytest
 
+from conftest import data
 from conftest import get_json
 from conftest import NODE
 from conftest import strip_times
@@ -13,12 +17,6 @@ pytestmark = pytest.mark.usefixtures("fast_hash")
 
 API = "/api/v3"
 NODE_ENC = NODE.replace("@", "%40")
-
-
-def data(client, path):
-    body = get_json(client, API + path)
-    assert body["code"] == 0, body
-    return body["data"]
 
 
 # ---------------------------------------------------------------------------
@@ -146,40 +144,6 @@ def test_lookup_odd_client_ids_are_empty(client, client_id):
 # ---------------------------------------------------------------------------
 # Error envelopes and odd paths
 # ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", [
-    "/api/v3/nope", "/api/v3/brokers/x/y", "/api/v3/nodes/emqx@127.0.0.1/unknown",
-    "/api/v3/BROKERS", "/api/v3/connection/", "/api/v4/brokers", "/nothing",
-])
-def test_unknown_path_is_json_404(client, auth, path):
-    response = client.get(path, auth=auth)
-    assert response.status_code == 404
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body) == ["code", "message"]
-    assert body["code"] == 404
-
-
-# Method and path pairs that no catalogue entry allows, on paths that exist for GET.
-WRONG_METHOD = [
-    ("POST", "/brokers/"), ("POST", "/brokers"), ("DELETE", "/nodes/"), ("DELETE", "/nodes"),
-    ("PUT", f"/nodes/{NODE}"), ("DELETE", "/stats/"), ("DELETE", "/stats"),
-    ("POST", "/metrics/"), ("PUT", "/routes/"), ("PUT", "/routes"), ("DELETE", "/routes/%2Ftest"),
-    ("POST", "/subscriptions/emqx-api-test:v1"), ("DELETE", "/alarms/"),
-    ("PATCH", "/connections/"), ("POST", f"/nodes/{NODE}/listeners"), ("DELETE", "/listeners/"),
-]
-
-
-@pytest.mark.parametrize(("method", "path"), WRONG_METHOD)
-def test_wrong_method_is_json_405(client, auth, method, path):
-    response = client.open(API + path, method=method, auth=auth)
-    assert response.status_code == 405
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body) == ["code", "message"]
-    assert body["code"] == 405
-    assert "GET" in response.headers.get("Allow", "")
 
 
 @pytest.mark.parametrize("path", [

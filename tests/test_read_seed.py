@@ -5,8 +5,11 @@ from urllib.parse import quote
 
 import pytest
 
+from conftest import data
 from conftest import get_json
+from conftest import is_shared
 from conftest import NODE
+from conftest import route_topic
 from conftest import strip_times
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
@@ -17,21 +20,6 @@ LISTS = [
     "/listeners/", "/metrics/", "/stats/", "/alarms/", "/plugins/", "/banned/", "/apps/",
     "/users/", "/configs/",
 ]
-
-
-def data(client, path):
-    body = get_json(client, API + path)
-    assert body["code"] == 0, body
-    return body["data"]
-
-
-def _filter(topic):
-    """A subscription's topic as routed: without `$share/<group>/` or `$queue/`."""
-    if topic.startswith("$share/"):
-        return topic.split("/", 2)[2]
-    if topic.startswith("$queue/"):
-        return topic[len("$queue/"):]
-    return topic
 
 
 def _nodes(client):
@@ -184,7 +172,7 @@ def test_consistency_shared_subscriptions_count(cluster):
     subs = data(cluster, "/subscriptions/")
     for node, node_stats in _stats(cluster).items():
         shared = [s for s in subs if s["node"] == node
-                  and s["topic"].startswith(("$share/", "$queue/"))]
+                  and is_shared(s["topic"])]
         assert node_stats["subscriptions/shared/count"] == len(shared)
 
 
@@ -202,7 +190,7 @@ def test_consistency_topics_count_is_distinct_route_topics(cluster):
 
 def test_consistency_routes_follow_subscriptions(cluster):
     routes = {(r["node"], r["topic"]) for r in data(cluster, "/routes/")}
-    needed = {(s["node"], _filter(s["topic"])) for s in data(cluster, "/subscriptions/")}
+    needed = {(s["node"], route_topic(s["topic"])) for s in data(cluster, "/subscriptions/")}
     assert routes == needed
 
 

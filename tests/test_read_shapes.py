@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from conftest import call_ok
+from conftest import data
 from conftest import get_json
 from conftest import no_duplicates
 from conftest import NODE
@@ -122,15 +124,9 @@ def assert_shape(obj, schema):
         assert type(obj[key]) in kinds, (key, obj[key], kinds)
 
 
-def data(client, path):
-    body = get_json(client, path)
-    assert body["code"] == 0, body
-    return body["data"]
-
-
 def shaped_items(client, path, schema):
     """The list at API + `path`: not empty, every item of the schema's shape."""
-    items = data(client, API + path)
+    items = data(client, path)
     assert items
     for item in items:
         assert_shape(item, schema)
@@ -153,12 +149,12 @@ def test_connection_objects_have_16_documented_keys(client, path):
 
 @pytest.mark.parametrize("kind", ["connections", "sessions"])
 def test_list_keys_alphabetical(client, kind):
-    for item in data(client, f"{API}/{kind}/"):
+    for item in data(client, f"/{kind}/"):
         assert list(item) == sorted(item)
 
 
 def test_list_connections_proto_fields(client):
-    for item in data(client, API + "/connections/"):
+    for item in data(client, "/connections/"):
         assert item["proto_ver"] in (3, 4, 5)
         assert item["proto_name"] == ("MQIsdp" if item["proto_ver"] == 3 else "MQTT")
         assert item["peercert"] == "nossl"
@@ -175,7 +171,7 @@ def test_session_objects_have_21_documented_keys(client, path):
 
 
 def test_list_sessions_defaults(client):
-    for item in data(client, API + "/sessions/"):
+    for item in data(client, "/sessions/"):
         assert (item["max_awaiting_rel"], item["max_inflight"], item["max_mqueue"],
                 item["max_subscriptions"]) == (100, 32, 1000, 0)
         assert item["expiry_interval"] == (0 if item["clean_start"] else 7200)
@@ -210,7 +206,7 @@ def test_lookup_unknown_is_empty_list(client, path):
 
 
 def test_list_brokers_shape(client):
-    items = data(client, API + "/brokers/")
+    items = data(client, "/brokers/")
     assert [b["node"] for b in items] == [NODE]
     for item in items:
         assert_shape(item, BROKER)
@@ -219,13 +215,13 @@ def test_list_brokers_shape(client):
 
 
 def test_get_broker_shape_has_no_node(client):
-    item = data(client, f"{API}/brokers/{NODE}")
+    item = data(client, f"/brokers/{NODE}")
     assert_shape(item, BROKER_LOOKUP)
     assert list(item) == sorted(item)
 
 
 def test_list_nodes_shape(client):
-    items = data(client, API + "/nodes/")
+    items = data(client, "/nodes/")
     assert len(items) == 1
     for item in items:
         assert_shape(item, NODE_LIST)
@@ -235,13 +231,13 @@ def test_list_nodes_shape(client):
 
 
 def test_list_nodes_memory_is_string(client):
-    for item in data(client, API + "/nodes/"):
+    for item in data(client, "/nodes/"):
         assert isinstance(item["memory_total"], str)
         assert isinstance(item["memory_used"], str)
 
 
 def test_get_node_shape_has_no_node_and_int_memory(client):
-    item = data(client, f"{API}/nodes/{NODE}")
+    item = data(client, f"/nodes/{NODE}")
     assert_shape(item, NODE_LOOKUP)
     assert len(item) == 14
     assert list(item) == sorted(item)
@@ -254,7 +250,7 @@ def test_get_node_shape_has_no_node_and_int_memory(client):
 
 
 def test_list_listeners_shape(client):
-    items = data(client, API + "/listeners/")
+    items = data(client, "/listeners/")
     assert [list(i) for i in items] == [["listeners", "node"]]
     assert items[0]["node"] == NODE
     for listener in items[0]["listeners"]:
@@ -262,19 +258,19 @@ def test_list_listeners_shape(client):
 
 
 def test_list_node_listeners_shape(client):
-    for listener in data(client, f"{API}/nodes/{NODE}/listeners"):
+    for listener in data(client, f"/nodes/{NODE}/listeners"):
         assert_shape(listener, LISTENER)
         assert list(listener) == sorted(listener)
 
 
 def test_list_node_listeners_documents_seven_in_order(client):
-    listeners = data(client, f"{API}/nodes/{NODE}/listeners")
+    listeners = data(client, f"/nodes/{NODE}/listeners")
     assert [(li["protocol"], li["listen_on"], li["acceptors"], li["max_conns"])
             for li in listeners] == DOC_LISTENERS
 
 
 def test_list_node_listeners_shutdown_count_empty_list_or_object(client):
-    for listener in data(client, f"{API}/nodes/{NODE}/listeners"):
+    for listener in data(client, f"/nodes/{NODE}/listeners"):
         shutdown = listener["shutdown_count"]
         if isinstance(shutdown, list):
             assert shutdown == []
@@ -286,8 +282,8 @@ def test_list_node_listeners_shutdown_count_empty_list_or_object(client):
 
 
 def test_list_listeners_matches_node_listeners(client):
-    cluster = data(client, API + "/listeners/")
-    assert cluster[0]["listeners"] == data(client, f"{API}/nodes/{NODE}/listeners")
+    cluster = data(client, "/listeners/")
+    assert cluster[0]["listeners"] == data(client, f"/nodes/{NODE}/listeners")
 
 
 # ---------------------------------------------------------------------------
@@ -296,35 +292,35 @@ def test_list_listeners_matches_node_listeners(client):
 
 
 def test_list_node_metrics_has_exactly_43_int_keys(client):
-    metrics = data(client, f"{API}/nodes/{NODE}/metrics/")
+    metrics = data(client, f"/nodes/{NODE}/metrics/")
     assert set(metrics) == METRIC_KEYS
     assert len(metrics) == 43
     assert all(type(v) is int and v >= 0 for v in metrics.values())
 
 
 def test_list_all_metrics_shape(client):
-    items = data(client, API + "/metrics/")
+    items = data(client, "/metrics/")
     assert [list(i) for i in items] == [["node", "metrics"]]
     assert items[0]["node"] == NODE
     assert set(items[0]["metrics"]) == METRIC_KEYS
-    assert items[0]["metrics"] == data(client, f"{API}/nodes/{NODE}/metrics/")
+    assert items[0]["metrics"] == data(client, f"/nodes/{NODE}/metrics/")
 
 
 def test_lookup_node_stats_has_18_int_keys(client):
-    stats = data(client, f"{API}/nodes/{NODE}/stats/")
+    stats = data(client, f"/nodes/{NODE}/stats/")
     assert set(stats) == STATS_KEYS
     assert all(type(v) is int and v >= 0 for v in stats.values())
 
 
 def test_list_stats_flattened_with_node_first(client):
-    items = data(client, API + "/stats/")
+    items = data(client, "/stats/")
     assert len(items) == 1
     item = items[0]
     assert list(item)[0] == "node"
     assert item["node"] == NODE
     assert set(item) == STATS_KEYS | {"node"}
     assert {k: v for k, v in item.items() if k != "node"} == data(
-        client, f"{API}/nodes/{NODE}/stats/")
+        client, f"/nodes/{NODE}/stats/")
 
 
 # ---------------------------------------------------------------------------
@@ -333,7 +329,7 @@ def test_list_stats_flattened_with_node_first(client):
 
 
 def test_list_all_alarms_shape(client):
-    items = data(client, API + "/alarms/")
+    items = data(client, "/alarms/")
     assert [list(i) for i in items] == [["alarms", "node"]]
     assert items[0]["node"] == NODE
     for alarm in items[0]["alarms"]:
@@ -341,36 +337,36 @@ def test_list_all_alarms_shape(client):
 
 
 def test_list_node_alarms_shape(client):
-    alarms = data(client, f"{API}/alarms/{NODE}")
+    alarms = data(client, f"/alarms/{NODE}")
     assert isinstance(alarms, list)
     for alarm in alarms:
         assert_shape(alarm, ALARM)
         assert list(alarm) == sorted(alarm)
         assert alarm["severity"] in ("notice", "warning", "error", "critical")
-    assert alarms == data(client, API + "/alarms/")[0]["alarms"]
+    assert alarms == data(client, "/alarms/")[0]["alarms"]
 
 
 def test_list_all_plugins_shape(client):
-    items = data(client, API + "/plugins/")
+    items = data(client, "/plugins/")
     assert [list(i) for i in items] == [["node", "plugins"]]
     assert items[0]["node"] == NODE
-    assert items[0]["plugins"] == data(client, f"{API}/nodes/{NODE}/plugins/")
+    assert items[0]["plugins"] == data(client, f"/nodes/{NODE}/plugins/")
 
 
 def test_list_node_plugins_key_order(client):
-    for plugin in data(client, f"{API}/nodes/{NODE}/plugins/"):
+    for plugin in data(client, f"/nodes/{NODE}/plugins/"):
         assert_shape(plugin, PLUGIN)
         assert list(plugin) == ["name", "version", "description", "active"]
 
 
 def test_list_node_plugins_are_the_documents_22(client):
-    plugins = data(client, f"{API}/nodes/{NODE}/plugins/")
+    plugins = data(client, f"/nodes/{NODE}/plugins/")
     assert [(p["name"], p["description"], p["active"]) for p in plugins] == DOC_PLUGINS
     assert {p["version"] for p in plugins} == {"3.0"}
 
 
 def test_list_banned_shape(client):
-    items = data(client, API + "/banned/")
+    items = data(client, "/banned/")
     assert items
     for item in items:
         assert_shape(item, BANNED)
@@ -382,7 +378,7 @@ def test_list_banned_shape(client):
 def test_list_banned_shows_seeded_ban_without_until(client):
     # Seeded: one ban of each kind; the username ban has no `until` and never expires
     # (behaviour sheet 5.13: "an entry without until never expires", `"undefined"` when omitted).
-    items = data(client, API + "/banned/")
+    items = data(client, "/banned/")
     assert {b["as"] for b in items} == {"client_id", "username", "ip_address"}
     assert [b["until"] for b in items if b["as"] == "username"] == ["undefined"]
 
@@ -393,14 +389,14 @@ def test_list_banned_shows_seeded_ban_without_until(client):
 
 
 def test_list_apps_has_no_secret(client):
-    items = data(client, API + "/apps/")
+    items = data(client, "/apps/")
     assert [a["app_id"] for a in items] == ["admin"]
     for item in items:
         assert list(item) == ["app_id", "name", "desc", "status", "expired"]
 
 
 def test_lookup_app_has_secret(client):
-    item = data(client, API + "/apps/admin")
+    item = data(client, "/apps/admin")
     assert list(item) == ["app_id", "secret", "name", "desc", "status", "expired"]
     assert (item["app_id"], item["secret"], item["status"]) == ("admin", "public", True)
     assert item["expired"] == "undefined" or type(item["expired"]) is int
@@ -415,16 +411,34 @@ def test_list_users_default_admin(client):
         "code": 0, "data": [{"username": "admin", "tags": "administrator"}]}
 
 
+def test_get_all_configs_seeded_lists_are_empty(client):
+    # Behaviour sheet 5.14: stock 3.0.x registers no config keys, so both lists are empty
+    # until a PUT /configs/:app sets one (which is why the shape tests below set two first).
+    assert data(client, "/configs/") == [{"config": [], "node": NODE}]
+    assert data(client, f"/nodes/{NODE}/configs/") == []
+
+
+def _set_two_configs(client):
+    call_ok(client, "PUT", "/configs/emqx", {"key": "mqtt.max_packet_size", "value": "2MB"})
+    call_ok(client, "PUT", f"/nodes/{NODE}/configs/emqx_retainer",
+            {"key": "retainer.expiry_interval", "value": "60"})
+
+
 def test_get_all_configs_cluster_shape(client):
-    items = data(client, API + "/configs/")
+    _set_two_configs(client)
+    items = data(client, "/configs/")
     assert [list(i) for i in items] == [["config", "node"]]
     assert items[0]["node"] == NODE
-    assert items[0]["config"] == data(client, f"{API}/nodes/{NODE}/configs/")
+    assert len(items[0]["config"]) == 2
+    assert items[0]["config"] == data(client, f"/nodes/{NODE}/configs/")
 
 
 def test_get_all_configs_node_items_shape(client):
-    items = data(client, f"{API}/nodes/{NODE}/configs/")
-    assert isinstance(items, list)
+    _set_two_configs(client)
+    items = data(client, f"/nodes/{NODE}/configs/")
+    assert {(i["key"], i["value"], i["app"]) for i in items} == {
+        ("mqtt.max_packet_size", "2MB", "emqx"),
+        ("retainer.expiry_interval", "60", "emqx_retainer")}
     for item in items:
         assert_shape(item, CONFIG)
         assert list(item) == ["key", "value", "datatpye", "app"]
@@ -432,7 +446,7 @@ def test_get_all_configs_node_items_shape(client):
 
 @pytest.mark.parametrize("plugin", ["emqx_retainer", "emqx_management", "emqx_dashboard"])
 def test_get_plugin_configs_item_key_order(client, plugin):
-    items = data(client, f"{API}/nodes/{NODE}/plugin_configs/{plugin}")
+    items = data(client, f"/nodes/{NODE}/plugin_configs/{plugin}")
     assert items
     for item in items:
         assert_shape(item, PLUGIN_CONFIG)
@@ -441,7 +455,7 @@ def test_get_plugin_configs_item_key_order(client, plugin):
 
 
 def test_get_plugin_configs_retainer_keys(client):
-    items = data(client, f"{API}/nodes/{NODE}/plugin_configs/emqx_retainer")
+    items = data(client, f"/nodes/{NODE}/plugin_configs/emqx_retainer")
     assert {i["key"] for i in items} == {
         "retainer.storage_type", "retainer.max_retained_messages", "retainer.max_payload_size",
         "retainer.expiry_interval"}
@@ -450,12 +464,12 @@ def test_get_plugin_configs_retainer_keys(client):
 @pytest.mark.parametrize("plugin", ["emqx_management", "emqx_dashboard", "emqx_auth_username"])
 def test_get_plugin_configs_set_items_first(client, plugin):
     # Behaviour sheet 5.14: items present in the conf come first, then the unset schema keys.
-    required = [i["required"] for i in data(client, f"{API}/nodes/{NODE}/plugin_configs/{plugin}")]
+    required = [i["required"] for i in data(client, f"/nodes/{NODE}/plugin_configs/{plugin}")]
     assert required == sorted(required, reverse=True)
 
 
 def test_get_plugin_configs_unset_value_is_empty_string(client):
-    for item in data(client, f"{API}/nodes/{NODE}/plugin_configs/emqx_management"):
+    for item in data(client, f"/nodes/{NODE}/plugin_configs/emqx_management"):
         if not item["required"]:
             assert item["value"] == ""
 

@@ -1,6 +1,6 @@
 """Credentials and secrets.
 
-- Every /api/v3/ catalogue route, every /_standin/ route and unknown paths, with every
+- Every /api/v3/ and /_standin/ route of the URL map and unknown paths, with every
   method, refuse missing, malformed and wrong credentials: HTTP 401 with WWW-Authenticate
   (only POST /api/v3/auth is open), and such a request changes nothing.
 - No dashboard password in clear in the database file (or its WAL), none in the journal.
@@ -24,7 +24,10 @@ from urllib.parse import quote
 import pytest
 
 import app as emqx
+from conftest import control_sample
 from conftest import NODE
+from conftest import SEEDED
+from conftest import url_map_routes
 from live import burst as live_burst
 from live import LiveServer
 from live import request
@@ -36,26 +39,29 @@ WORKERS = 4
 
 OPEN = {("POST", "/api/v3/auth")}
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
-REAL = {"node": NODE, "clientid": CID, "topic": "/test", "appid": "admin", "name": "admin",
-        "username": "admin", "who": "flooder-01", "plugin": "emqx_retainer", "app": "emqx",
-        "alarm": "cpu_high_watermark", "asset": "index.css"}
-STANDIN_PATHS = ["/_standin", "/_standin/openapi.json", "/_standin/docs",
-                 "/_standin/docs/:asset", "/_standin/reset", "/_standin/clients",
-                 "/_standin/clients/:clientid", "/_standin/alarms", "/_standin/alarms/:alarm",
-                 "/_standin/nodes/:node", "/_standin/faults", "/_standin/journal"]
-UNKNOWN_PATHS = ["/api/v3/nope", f"/api/v3/nodes/{NODE}/nope", "/_standin/nope",
-                 "/api/v3/connections/x/acl", "/api/v3"]
-
-
-def concrete(template):
-    return "/".join(quote(REAL[p[1:]], safe="") if p.startswith(":") else p
-                    for p in template.split("/"))
+PROTECTED = ("/api/v3", "/_standin")  # README: every route under these takes credentials
+# The path values of each control's request, by endpoint (objects that exist: the request
+# must be refused before anything looks at them).
+CONTROL_VALUES = {
+    "standin.index": {}, "standin.openapi_document": {}, "standin.docs": {},
+    "standin.docs_asset": {"filename": "index.css"}, "standin.reset": {},
+    "standin.connect_device": {}, "standin.disconnect_device": {"clientid": CID},
+    "standin.raise_alarm": {}, "standin.clear_alarm": {"id": "cpu_high_watermark"},
+    "standin.set_node_status": {"node": NODE}, "standin.get_faults": {},
+    "standin.set_faults": {}, "standin.clear_faults": {}, "standin.journal": {},
+    "standin.clear_journal": {},
+}
+# Unknown paths (credentials come before routing) and trailing-slash spellings.
+OTHER_PATHS = ["/api/v3/nope", "/api/v3/no/such/path", f"/api/v3/nodes/{NODE}/nope",
+               "/_standin/nope", "/api/v3/connections/x/acl", "/api/v3", "/api/v3/",
+               "/api/v3/brokers/", "/api/v3/connections/", "/api/v3/apps/", "/api/v3/users/"]
 
 
 def all_paths():
-    paths = ["/api/v3/" + concrete(path.strip("/")) for _, _, path, _ in emqx.CATALOGUE]
-    paths += [concrete(p) for p in STANDIN_PATHS] + UNKNOWN_PATHS
-    return list(dict.fromkeys(paths))
+    """A concrete path for every route of the URL map under PROTECTED, then OTHER_PATHS."""
+    paths = [route.path(control_sample(CONTROL_VALUES, route) if route.is_control else SEEDED)
+             for route in url_map_routes(*PROTECTED)]
+    return list(dict.fromkeys(paths + OTHER_PATHS))
 
 
 def basic(raw):
@@ -72,9 +78,11 @@ BAD_CREDENTIALS = {
     "no colon": basic(b"adminpublic"),
     "empty user": basic(b":public"),
     "empty user and password": basic(b":"),
+    "empty password": basic(b"admin:"),
     "not UTF-8": basic(b"\xff\xfe:\xff"),
     "NUL in user": basic(b"admin\x00:public"),
     "Bearer scheme": "Bearer " + base64.b64encode(b"admin:public").decode(),
+    "Bearer token": "Bearer 0123456789abcdef",
     "Digest scheme": 'Digest username="admin", realm="minirest-server"',
     "token68 junk": "Basic " + "A" * 5000,
     "wrong password": basic(b"admin:wrong"),
@@ -89,6 +97,8 @@ def _check_401(r, label, problems):
     header = r.headers.get("WWW-Authenticate", "")
     if r.status_code != 401 or not header.startswith("Basic realm="):
         problems.append(f"{label}: HTTP {r.status_code}, WWW-Authenticate {header!r}: {body[:120]}")
+    elif r.mimetype != "application/json":
+        problems.append(f"{label}: Content-Type {r.mimetype}")
     elif json.loads(body) != {"code": 401, "message": "UNAUTHORIZED"}:
         problems.append(f"{label}: body {body[:120]}")
 
@@ -120,17 +130,6 @@ def test_every_route_and_method_refuses_bad_credentials(make_app, get):
                                  "/api/v3/banned/", "/_standin")]
     assert after == before
     assert count > 2000
-
-
-def test_open_route_is_only_post_auth(client, auth):
-    """POST /api/v3/auth needs no credentials (it checks the body); other methods do."""
-    r = client.post("/api/v3/auth", json={"username": "admin", "password": "public"})
-    assert r.status_code == 200 and r.get_json() == {"code": 0}
-    r = client.post("/api/v3/auth", json={"username": "admin", "password": "nope"})
-    assert r.get_json() == {"code": 102, "message": "Password Error"}
-    for method in ("GET", "PUT", "DELETE", "PATCH"):
-        r = client.open("/api/v3/auth", method=method)
-        assert r.status_code == 401, method
 
 
 @pytest.mark.usefixtures("fast_hash")

@@ -12,9 +12,12 @@ import pytest
 from conftest import API
 from conftest import AUTH
 from conftest import call_ok as call  # writes: HTTP 200 and code 0
+from conftest import delta
 from conftest import get_json
+from conftest import metrics
 from conftest import NODE
 from conftest import request_json as control  # /_standin/... requests
+from conftest import stats
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
@@ -32,20 +35,6 @@ def leave(c, client_id):
 
 def q(text):
     return quote(text, safe="")
-
-
-def metrics(c, node=NODE):
-    return get_json(c, f"{API}/nodes/{node}/metrics/")["data"]
-
-
-def stats(c, node=NODE):
-    return get_json(c, f"{API}/nodes/{node}/stats/")["data"]
-
-
-def delta(before, after):
-    return {k: after[k] - before[k] for k in after
-            if isinstance(after[k], int) and not isinstance(after[k], bool)
-            and after[k] != before.get(k)}
 
 
 def lookup(c, kind, client_id):

@@ -8,35 +8,21 @@ import pytest
 
 from conftest import API
 from conftest import call
+from conftest import delta
 from conftest import get_json
+from conftest import is_shared
+from conftest import metrics
 from conftest import NODE
+from conftest import route_topic
+from conftest import stats
 
 
 def q(value):
     return quote(value, safe="")
 
 
-def route_topic(topic):
-    """The route a filter needs: `$share/<group>/` and `$queue/` dropped."""
-    if topic.startswith("$share/"):
-        return topic.split("/", 2)[2]
-    return topic.removeprefix("$queue/")
-
-
 def kick(c, cid):
     return call(c, "DELETE", f"/connections/{q(cid)}")
-
-
-def metrics(c):
-    return get_json(c, f"{API}/nodes/{NODE}/metrics/")["data"]
-
-
-def stats(c):
-    return get_json(c, f"{API}/nodes/{NODE}/stats/")["data"]
-
-
-def delta(before, after):
-    return {k: after[k] - before[k] for k in after if after[k] != before[k]}
 
 
 def mqtt_listeners(c):
@@ -125,7 +111,7 @@ def test_kickout_clean_session_takes_session_subscriptions_and_routes(c):
         assert get_json(c, f"{API}/routes/{q(topic)}")["data"] == [{"node": NODE, "topic": topic}]
 
     after = snapshot(c)
-    shared = sum(1 for s in subs if s["topic"].startswith(("$share/", "$queue/")))
+    shared = sum(1 for s in subs if is_shared(s["topic"]))
     d = delta(before["stats"], after["stats"])
     assert d.get("connections/count") == -1
     assert d.get("sessions/count") == -1

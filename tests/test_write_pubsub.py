@@ -14,8 +14,11 @@ import pytest
 from conftest import API
 from conftest import AUTH
 from conftest import call
+from conftest import delta
 from conftest import get_json
+from conftest import metrics
 from conftest import NODE
+from conftest import stats
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -31,14 +34,6 @@ def unsub(c, client_id, topic):
 def pub(c, topic, payload="", qos=0, retain=False, key="topic", **extra):
     return call(c, "POST", "/mqtt/publish",
                 {key: topic, "payload": payload, "qos": qos, "retain": retain, **extra})
-
-
-def metrics(c, node=NODE):
-    return get_json(c, f"{API}/nodes/{node}/metrics/")["data"]
-
-
-def stats(c, node=NODE):
-    return get_json(c, f"{API}/nodes/{node}/stats/")["data"]
 
 
 def sessions(c):
@@ -58,13 +53,6 @@ def client_subs(c, client_id):
 
 def routes_of(c, topic):
     return get_json(c, f"{API}/routes/{quote(topic, safe='')}")["data"]
-
-
-def delta(before, after):
-    """Changed numeric fields only."""
-    return {k: after[k] - before[k] for k in after
-            if isinstance(after[k], int) and not isinstance(after[k], bool)
-            and after[k] != before.get(k)}
 
 
 def session_counters(c, ids):
