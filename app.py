@@ -763,9 +763,15 @@ PROTECTED_PREFIXES = ("/api/v3", "/_standin")
 
 @app.before_request
 def limit_body_size():
-    """413 for a body over the limit, also on routes that would never read it."""
-    if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+    """413 for a body over the limit, also on routes that would never read it (a chunked
+    body, whose length nobody declared, is read here, as far as the limit)."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    if (request.content_length or 0) > limit:
         raise RequestEntityTooLarge()
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # Werkzeug stops reading at the limit; a byte left after it means too large.
+        if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
 
 
 @app.before_request

@@ -131,7 +131,7 @@ def controls():
     """Every /_standin/ route of the URL map, in the order registered: method, path, descr."""
     out = []
     for rule in current_app.url_map.iter_rules():
-        if not rule.rule.startswith("/_standin/"):
+        if rule.rule != "/_standin" and not rule.rule.startswith("/_standin/"):
             continue
         doc = current_app.view_functions[rule.endpoint].__doc__ or ""
         path = re.sub(r"<(?:\w+:)?(\w+)>", r":\1", rule.rule)

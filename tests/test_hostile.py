@@ -62,6 +62,7 @@ class Control:
 # Every /_standin route, by endpoint; a new one missing here fails every sweep.
 CONTROLS = {
     "standin.index": Control(),
+    "standin.ready": Control(),
     "standin.openapi_document": Control(),
     "standin.docs": Control(),
     "standin.docs_asset": Control({"filename": "index.css"}),

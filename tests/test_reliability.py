@@ -351,6 +351,23 @@ def test_gunicorn_protocol_errors_are_json(live):
 
 
 @pytest.mark.live
+def test_a_chunked_body_over_the_limit_is_413(live):
+    """No Content-Length to refuse it by: the body is read up to the limit, then refused."""
+    def chunks(n):
+        for _ in range(n):
+            yield b"x" * 65536
+
+    for method, path in (("GET", "/api/v3/brokers/"), ("POST", "/api/v3/mqtt/publish"),
+                         ("PUT", "/_standin/faults")):
+        r = requests.request(method, live.url + path, data=chunks(17), auth=AUTH, timeout=10)
+        assert r.status_code == 413, (path, r.text)
+        assert r.json() == {"code": 413, "message": "request body too large"}
+    r = requests.post(live.url + "/api/v3/mqtt/publish", auth=AUTH, timeout=10,
+                      data=iter([b'{"topic":"chunked/t",', b'"payload":"x"}']))
+    assert r.json() == {"code": 0}
+
+
+@pytest.mark.live
 def test_secrets_in_query_strings_stay_out_of_log_and_journal(live):
     for query in ("password=hunter2", "pass%77ord=hunter2", "secret=hunter2&x=1"):
         requests.get(f"{live.url}/api/v3/brokers/?{query}", auth=AUTH, timeout=5)

@@ -37,13 +37,14 @@ CID = "emqx-api-test:v1"
 START_TIMEOUT = 15
 WORKERS = 4
 
-OPEN = {("POST", "/api/v3/auth")}
+OPEN = {("POST", "/api/v3/auth"), ("GET", "/_standin/ready")}
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 PROTECTED = ("/api/v3", "/_standin")  # README: every route under these takes credentials
 # The path values of each control's request, by endpoint (objects that exist: the request
 # must be refused before anything looks at them).
 CONTROL_VALUES = {
-    "standin.index": {}, "standin.openapi_document": {}, "standin.docs": {},
+    "standin.index": {}, "standin.ready": {}, "standin.openapi_document": {},
+    "standin.docs": {},
     "standin.docs_asset": {"filename": "index.css"}, "standin.reset": {},
     "standin.connect_device": {}, "standin.disconnect_device": {"clientid": CID},
     "standin.raise_alarm": {}, "standin.clear_alarm": {"id": "cpu_high_watermark"},

@@ -45,6 +45,7 @@ ALARM = ("POST", "/_standin/alarms", {"id": "ctl_alarm", "severity": "warning", 
 # A control missing here fails test_controls_answer_in_the_json_envelope.
 ENVELOPE_SAMPLES = {
     "standin.index": Sample(),
+    "standin.ready": Sample(),
     "standin.openapi_document": None,
     "standin.docs": None,
     "standin.docs_asset": None,
