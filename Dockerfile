@@ -4,6 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     STANDIN_DB=/data/standin.db \
+    STANDIN_HOST=0.0.0.0 \
     PORT=8080 \
     WEB_CONCURRENCY=2
 
@@ -13,7 +14,7 @@ WORKDIR /app
 COPY requirements-runtime.txt ./
 RUN pip install --no-cache-dir -r requirements-runtime.txt
 
-COPY app.py seed.py standin.py cli.py schema.sql gunicorn.conf.py openapi.json ./
+COPY app.py seed.py standin.py cli.py server.py schema.sql gunicorn.conf.py openapi.json ./
 COPY static ./static
 
 # Non-root; the database (and its -wal/-shm files) lives in /data, a volume it owns.
@@ -28,8 +29,9 @@ VOLUME ["/data"]
 
 EXPOSE 8080
 
-# No curl in the slim image: python asks /status (which also creates and seeds a new database).
+# No curl in the slim image: python asks the readiness probe (200 once the database is
+# seeded; a node stopped through /_standin/nodes does not turn it red, unlike /status).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request; r = urllib.request.urlopen('http://127.0.0.1:%s/status' % os.environ.get('PORT', '8080'), timeout=4); sys.exit(0 if b'is running' in r.read() else 1)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/_standin/ready' % os.environ.get('PORT', '8080'), timeout=4)"]
 
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:app"]
