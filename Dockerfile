@@ -10,11 +10,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so editing app.py does not reinstall them.
-COPY requirements-runtime.txt ./
-RUN pip install --no-cache-dir -r requirements-runtime.txt
+# Dependencies first, pinned, so editing the code does not reinstall them.
+COPY requirements-lock.txt ./
+RUN pip install --no-cache-dir -r requirements-lock.txt
 
-COPY app.py seed.py standin.py cli.py server.py schema.sql gunicorn.conf.py openapi.json ./
+COPY __main__.py app.py cli.py seed.py server.py standin.py schema.sql openapi.json gunicorn.conf.py LICENSE ./
 COPY static ./static
 
 # Non-root; the database (and its -wal/-shm files) lives in /data, a volume it owns.
@@ -34,4 +34,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/_standin/ready' % os.environ.get('PORT', '8080'), timeout=4)"]
 
+# The database is checked, and a new one seeded, before the API serves (gunicorn.conf.py).
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:app"]

@@ -52,9 +52,13 @@ from werkzeug.security import generate_password_hash
 # Configuration
 # ---------------------------------------------------------------------------
 
+VERSION = "0.3.0"  # the stand-in's own version
+EMQX_VERSION = "3.0.1"  # the EMQ X release whose management API it answers as
+
 app = Flask(__name__)
 app.config.from_mapping(
-    DATABASE=os.environ.get("STANDIN_DB", os.path.join(app.root_path, "standin.db")),
+    # The SQLite file; by default standin.db in the directory the service starts from.
+    DATABASE=os.path.abspath(os.environ.get("STANDIN_DB", "standin.db")),
     SEED=int(os.environ.get("STANDIN_SEED", "42")),
     NODES=int(os.environ.get("STANDIN_NODES", "1")),
     CLIENTS=int(os.environ.get("STANDIN_CLIENTS", "50")),

@@ -1,17 +1,21 @@
-"""Commands of the stand-in (`flask --app app <command>`), beside app.py's `init-db`.
-
-seed, reset, status, create-app and create-user; app.py adds them to its command line.
+"""Commands of the stand-in, beside app.py's `init-db`: seed, reset, status, create-app and
+create-user (app.py adds them to `flask --app app`), and the `emqx-standin` command
+(`main`), which has them all and `serve`.
 """
 
 import os
 import sqlite3
+import sys
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask.cli import ScriptInfo
 
 import seed as seeding
 import standin
+from app import app
+from app import EMQX_VERSION
 from app import ensure_database
 from app import generate_secret
 from app import hash_password
@@ -20,6 +24,7 @@ from app import insert_user
 from app import open_db
 from app import seed_with_bar
 from app import transaction
+from app import VERSION
 
 commands = AppGroup("standin")
 
@@ -144,3 +149,60 @@ def create_user_command(username, password, tags):
     _insert(current_app.config["DATABASE"], f"user {username!r}",
             lambda db: insert_user(db, username, hashed, tags))
     click.echo(f"User {username} created")
+
+
+# ---------------------------------------------------------------------------
+# emqx-standin: the command a package installs
+# ---------------------------------------------------------------------------
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1; 0.0.0.0 to"
+              " serve other machines). Env: STANDIN_HOST.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port (default 8080). Env: PORT.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Worker processes (default two per CPU, at most 8). Env: WEB_CONCURRENCY.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Threads per worker (default 8). Env: STANDIN_THREADS.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="SQLite file (default ./standin.db). Env: STANDIN_DB.")
+@click.option("--seed", type=int, default=None, help="Seed of a new cluster. Env: STANDIN_SEED.")
+@click.option("--nodes", type=click.IntRange(1, 64), default=None,
+              help="Nodes of a new cluster. Env: STANDIN_NODES.")
+@click.option("--clients", type=click.IntRange(0), default=None,
+              help="Clients per node of a new cluster. Env: STANDIN_CLIENTS.")
+def serve(host, port, workers, threads, db, seed, nodes, clients):
+    """Serve the API with gunicorn and the project's gunicorn.conf.py (Ctrl-C stops it)."""
+    given = {"STANDIN_HOST": host, "PORT": port, "WEB_CONCURRENCY": workers,
+             "STANDIN_THREADS": threads, "STANDIN_DB": db and os.path.abspath(db),
+             "STANDIN_SEED": seed, "STANDIN_NODES": nodes, "STANDIN_CLIENTS": clients}
+    for name, value in given.items():
+        if value is not None:  # read by gunicorn.conf.py, and by a seeding child process
+            os.environ[name] = str(value)
+    for key, value in (("DATABASE", given["STANDIN_DB"]), ("SEED", seed), ("NODES", nodes),
+                       ("CLIENTS", clients)):
+        if value is not None:
+            app.config[key] = value
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    sys.argv = ["emqx-standin serve", "--config", os.path.join(HERE, "gunicorn.conf.py"),
+                "app:app"]
+    WSGIApplication("%(prog)s").run()
+
+
+def main(argv=None):
+    """emqx-standin [--version] COMMAND: serve, init-db, seed, reset, status, create-app,
+    create-user."""
+    group = click.Group(help="A stand-in for the EMQ X 3.0 management REST API (/api/v3/).")
+    click.version_option(VERSION, "--version", prog_name="emqx-standin",
+                         message=f"%(prog)s %(version)s (EMQ X {EMQX_VERSION} management"
+                                 " API)")(group)
+    group.add_command(serve)
+    for name, command in app.cli.commands.items():
+        group.add_command(command, name)
+    # The maintenance commands run in the app's context, as under `flask --app app`.
+    return group.main(args=argv, prog_name="emqx-standin",
+                      obj=ScriptInfo(create_app=lambda: app, set_debug_flag=False))

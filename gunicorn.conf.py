@@ -59,14 +59,17 @@ def on_starting(server):
 
 
 def when_ready(server):
-    """Say where the service is, what the database holds and how to log in."""
+    """Say what runs where, what the database holds and how to log in."""
     from app import app
+    from app import EMQX_VERSION
+    from app import VERSION
 
     config = app.config
+    server.log.info("emqx-standin %s: the EMQ X %s management API", VERSION, EMQX_VERSION)
     for address in server.cfg.bind:
         host, _, port = address.rpartition(":")
         shown = "127.0.0.1" if host in ("0.0.0.0", "", "[::]") else host
-        server.log.info("emqx-standin listening on http://%s:%s/api/v3/ (overview: /)%s",
+        server.log.info("listening on http://%s:%s/api/v3/ (overview: /)%s",
                         shown, port, " on every interface" if host in ("0.0.0.0", "[::]")
                         else "")
     wanted = {"seed": config["SEED"], "nodes": config["NODES"], "clients": config["CLIENTS"]}

@@ -208,5 +208,6 @@ def start_seeding(path):
     command = "seed" if os.path.exists(path) and os.path.getsize(path) else "init-db"
     env = {**os.environ, "STANDIN_DB": path}
     env.pop("STANDIN_RESEED", None)
-    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", command], env=env,
+    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
+    return subprocess.Popen([sys.executable, launcher, command], env=env,
                             stdin=subprocess.DEVNULL)

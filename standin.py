@@ -38,6 +38,7 @@ from app import connect_client
 from app import CONNECTION_SQL
 from app import disconnect
 from app import drop_thread_connection
+from app import EMQX_VERSION
 from app import error_response
 from app import get_db
 from app import int_param
@@ -54,6 +55,7 @@ from app import thread_connection
 from app import transaction
 from app import UNKNOWN_ERROR
 from app import valid_filter
+from app import VERSION
 from server import masked_query
 from server import SECRET_WORDS
 
@@ -143,7 +145,8 @@ def controls():
 @bp.get("/_standin")
 def index():
     """What the controls are and how the stand-in is set up."""
-    return ok({"settings": seeding.world_settings(get_db()), "faults": active_faults()[0],
+    return ok({"version": VERSION, "emqx_version": EMQX_VERSION,
+               "settings": seeding.world_settings(get_db()), "faults": active_faults()[0],
                "journal_size": current_app.config["JOURNAL_SIZE"], "controls": controls()})
 
 
@@ -159,7 +162,9 @@ def ready():
 def openapi_document():
     """The OpenAPI 3 description of the API and the controls."""
     with current_app.open_resource("openapi.json", "rb") as f:
-        return Response(f.read(), mimetype="application/json")
+        document = json.load(f)
+    document["info"].update({"version": VERSION, "x-emqx-version": EMQX_VERSION})
+    return Response(json.dumps(document, ensure_ascii=False), mimetype="application/json")
 
 
 # ---------------------------------------------------------------------------
