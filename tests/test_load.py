@@ -31,7 +31,7 @@ WORKERS = 4
 THREADS = 64
 PHASE1 = 1.2
 PHASE2 = 4.5
-JOURNAL_SIZE = 1000
+JOURNAL_SIZE = 400  # well under the API requests of phase 2 (about 800 on a busy machine)
 DB_BOUND = 50 * 1024 * 1024
 START_TIMEOUT = 15
 
