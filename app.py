@@ -179,8 +179,10 @@ STATS_KEYS = (
     ("sessions/count", "sessions_count"), ("sessions/max", "sessions_max"),
     ("sessions/persistent/count", "sessions_persistent_count"),
     ("sessions/persistent/max", "sessions_persistent_max"),
-    ("topics/count", "topics_count"), ("topics/max", "topics_max"),
-    ("subscribers/count", "subscriptions_count"), ("subscribers/max", "subscriptions_max"),
+    # As in 3.0.1: topics/count is the size of the route table (as routes/count is), and
+    # subscribers/* leave shared subscriptions out.
+    ("topics/count", "routes_count"), ("topics/max", "routes_max"),
+    ("subscribers/count", "subscribers_count"), ("subscribers/max", "subscribers_max"),
     ("subscriptions/count", "subscriptions_count"), ("subscriptions/max", "subscriptions_max"),
     ("subscriptions/shared/count", "subscriptions_shared_count"),
     ("subscriptions/shared/max", "subscriptions_shared_max"),
@@ -607,8 +609,9 @@ def build_world(db, seed, nodes, clients, progress=None):
 def recount(db):
     """Set every maintained counter from the rows themselves (high-water marks = counts)."""
     db.execute("DELETE FROM routes")
-    db.execute("INSERT INTO routes (topic, node, refs) SELECT route_topic, node, count(*)"
-               " FROM subscriptions GROUP BY route_topic, node")
+    db.execute("INSERT INTO routes (topic, node, grp, refs) SELECT route_topic, node,"
+               " coalesce(share, ''), count(*) FROM subscriptions"
+               " GROUP BY route_topic, node, coalesce(share, '')")
     db.execute("DELETE FROM page_blocks")
     for table in PAGED_TABLES:
         db.execute(f"INSERT INTO page_blocks (tbl, node, block, n) SELECT '{table}', node,"
@@ -623,18 +626,24 @@ def recount(db):
             ("sessions_persistent",
              "SELECT node, count(*) FROM sessions WHERE clean_start = 0 GROUP BY node"),
             ("subscriptions", "SELECT node, count(*) FROM subscriptions GROUP BY node"),
+            ("subscribers", "SELECT node, count(*) FROM subscriptions"
+                            " WHERE share IS NULL GROUP BY node"),
             ("subscriptions_shared", "SELECT node, count(*) FROM subscriptions"
                                      " WHERE share IS NOT NULL GROUP BY node")):
         db.execute(f"UPDATE node_stats SET {column}_count = 0")
         db.executemany(f"UPDATE node_stats SET {column}_count = ? WHERE node = ?",
                        [(n, node) for node, n in db.execute(sql).fetchall()])
-        db.execute(f"UPDATE node_stats SET {column}_max = max({column}_max, {column}_count)")
+        if column != "subscriptions_shared":  # its high-water mark is the cluster's
+            db.execute(f"UPDATE node_stats SET {column}_max = max({column}_max,"
+                       f" {column}_count)")
     db.execute("UPDATE cluster_stats SET routes_count = (SELECT count(*) FROM routes),"
-               " topics_count = (SELECT count(DISTINCT topic) FROM routes),"
-               " retained_count = (SELECT count(*) FROM retained)")
+               " retained_count = (SELECT count(*) FROM retained),"
+               " subscriptions_shared_count = (SELECT count(*) FROM subscriptions"
+               " WHERE share IS NOT NULL)")
     db.execute("UPDATE cluster_stats SET routes_max = max(routes_max, routes_count),"
-               " topics_max = max(topics_max, topics_count),"
-               " retained_max = max(retained_max, retained_count)")
+               " retained_max = max(retained_max, retained_count),"
+               " subscriptions_shared_max = max(subscriptions_shared_max,"
+               " subscriptions_shared_count)")
 
 
 def ensure_database(path, seed=None, nodes=None, clients=None, progress=None):
@@ -675,12 +684,13 @@ def ensure_database(path, seed=None, nodes=None, clients=None, progress=None):
 # One statement per kind of row that several places make.
 SESSION_INSERT = (
     "INSERT INTO sessions (client_id, node, username, clean_start, created_at, expiry_interval,"
-    " heap_size, reductions, enqueue_msg, mqueue_len, subscriptions_count)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    " heap_size, reductions, enqueue_msg, mqueue_len, subscriptions_count, deliver_msg)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 CONNECTION_INSERT = (
     "INSERT INTO connections (client_id, node, listener_id, username, ipaddress, port,"
-    " proto_name, proto_ver, keepalive, clean_start, connected_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    " proto_name, proto_ver, keepalive, clean_start, connected_at, recv_oct, recv_cnt,"
+    " recv_msg, recv_pkt, send_oct, send_cnt, send_msg, send_pkt, heap_size, reductions)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 SUBSCRIPTION_INSERT = (
     "INSERT INTO subscriptions (client_id, node, topic, qos, route_topic, share)"
     " VALUES (?, ?, ?, ?, ?, ?)")
@@ -1070,7 +1080,10 @@ def _sql_object(*pairs):
 
 # Entities of the big tables are built as JSON text by SQLite itself, keys in the broker's
 # (alphabetical) order: a page of them never passes through Python dicts.
-CONNECTION_SQL = "doc"  # built by SQLite when the row is stored (schema.sql)
+# The connection object is built by SQLite when the row is stored or changes (schema.sql),
+# all but its time, formatted here in local time as the broker shows it.
+CONNECTION_SQL = ("doc_head || strftime('%Y-%m-%d %H:%M:%S', connected_at, 'unixepoch',"
+                  " 'localtime') || doc_tail")
 SESSION_SQL = _sql_object(
     ("awaiting_rel_len", "awaiting_rel_len"), ("binding", "'local'"),
     ("clean_start", _sql_bool("clean_start")), ("client_id", "client_id"),
@@ -1080,8 +1093,10 @@ SESSION_SQL = _sql_object(
                              "max_mqueue", "max_subscriptions", "mqueue_dropped", "mqueue_len",
                              "node", "reductions", "subscriptions_count")),
     ("username", "coalesce(username, 'undefined')"))
+# The topic of a shared subscription is shown without its $share/<group>/ or $queue/
+# prefix, as 3.0.1 shows it (the group is an option of the subscription there).
 SUBSCRIPTION_SQL = _sql_object(("client_id", "client_id"), ("node", "node"), ("qos", "qos"),
-                               ("topic", "topic"))
+                               ("topic", "route_topic"))
 ROUTE_SQL = _sql_object(("node", "node"), ("topic", "topic"))
 
 
@@ -1123,11 +1138,22 @@ def node_filter(node=None):
 
 
 def node_stats(node):
-    """The 18 stats of a node, cluster-wide tables included."""
+    """The 18 stats of a node, cluster-wide tables included (without a stopped node's
+    routes and shared subscriptions: they left the cluster with it)."""
     db = get_db()
     row = dict(db.execute("SELECT * FROM node_stats WHERE node = ?", (node,)).fetchone())
     row.update(dict(db.execute("SELECT * FROM cluster_stats").fetchone()))
+    if not all_nodes_running():
+        row["routes_count"] = running_routes()
+        row["subscriptions_shared_count"] = stat_total("subscriptions_shared_count")
     return {key: row[column] for key, column in STATS_KEYS}
+
+
+def running_routes():
+    """Rows of the route table on the running nodes (from page_blocks, not a scan)."""
+    where, args = node_filter()
+    return get_db().execute(f"SELECT coalesce(sum(n), 0) FROM page_blocks WHERE tbl = 'routes'"
+                            f" AND {where}", args).fetchone()[0]
 
 
 def stat_total(column, node=None):
@@ -1390,7 +1416,7 @@ def list_routes():
     if all_nodes_running():
         count = get_db().execute("SELECT routes_count FROM cluster_stats").fetchone()[0]
     else:  # a stopped node's routes leave the cluster table
-        count = get_db().execute(f"SELECT count(*) FROM routes WHERE {where}", args).fetchone()[0]
+        count = running_routes()
     rows, meta = fetch_page("routes", ROUTE_SQL, where, args, count)
     return ok_items([r[0] for r in rows], meta)
 
@@ -1705,7 +1731,7 @@ def deliver(db, deliveries, counts):
     twice in one call sees its queue as it grows).
     """
     spend(len(deliveries))
-    delivered, queued, dropped = [], [], []
+    delivered, queued, dropped, traffic = [], [], [], []
     queue_lengths = {}
     for sub, topic, payload, qos in deliveries:
         eff = min(qos, sub["qos"])
@@ -1717,15 +1743,18 @@ def deliver(db, deliveries, counts):
             counts[(node, f"messages/qos{eff}/sent")] += 1
             counts[(node, "packets/publish/sent")] += 1
             counts[(node, "bytes/sent")] += size
+            # The device's acknowledgements: PUBACK, or PUBREC then (after our PUBREL) PUBCOMP.
+            acks, sent_more = (0, 0) if eff == 0 else (1, 0) if eff == 1 else (2, 1)
             if eff == 1:
                 counts[(node, "packets/puback/received")] += 1
-                counts[(node, "bytes/received")] += 4
             elif eff == 2:
                 for key in ("packets/pubrec/received", "packets/pubcomp/received"):
                     counts[(node, key)] += 1
                 counts[(node, "packets/pubrel/sent")] += 1
-                counts[(node, "bytes/received")] += 8
-                counts[(node, "bytes/sent")] += 4
+            counts[(node, "bytes/received")] += 4 * acks
+            counts[(node, "bytes/sent")] += 4 * sent_more
+            traffic.append((1 + sent_more, size + 4 * sent_more, acks, 4 * acks,
+                            sub["client_id"]))
         elif (length := queue_lengths.get(sub["client_id"], sub["mqueue_len"])) \
                 < sub["max_mqueue"] or sub["max_mqueue"] == 0:
             queued.append((sub["client_id"],))
@@ -1734,6 +1763,10 @@ def deliver(db, deliveries, counts):
             dropped.append((sub["client_id"],))
     db.executemany("UPDATE sessions SET deliver_msg = deliver_msg + 1 WHERE client_id = ?",
                    delivered)
+    db.executemany("UPDATE connections SET send_msg = send_msg + 1, send_cnt = send_cnt + ?1,"
+                   " send_pkt = send_pkt + ?1, send_oct = send_oct + ?2,"
+                   " recv_cnt = recv_cnt + ?3, recv_pkt = recv_pkt + ?3, recv_oct = recv_oct + ?4"
+                   " WHERE client_id = ?5", traffic)
     db.executemany("UPDATE sessions SET enqueue_msg = enqueue_msg + 1,"
                    " mqueue_len = mqueue_len + 1 WHERE client_id = ?", queued)
     db.executemany("UPDATE sessions SET enqueue_msg = enqueue_msg + 1,"
@@ -1770,11 +1803,34 @@ def route_message(db, topic, payload, qos, origin, counts):
     return deliver(db, [(sub, topic, payload, qos) for sub in plain], counts)
 
 
-def publish(db, topic, payload, qos, retain, origin):
-    """What the broker does with one message arriving at `origin`: count, retain, route."""
+def publish(db, topic, payload, qos, retain, origin, device=None):
+    """What the broker does with one message arriving at `origin`: count, retain, route.
+
+    Only a device's PUBLISH (`device`: its client id, connected to `origin`) is a message
+    received, with its packet, its bytes and the acknowledgement it gets. A message
+    published through the API is not (as in 3.0.1, where only the connection processes
+    count what they receive): it is only delivered, or dropped.
+    """
     counts = Counter()
-    counts[(origin, "messages/received")] += 1
-    counts[(origin, f"messages/qos{qos}/received")] += 1
+    if device is not None:
+        size = publish_size(topic, payload, qos)
+        for key in ("messages/received", f"messages/qos{qos}/received",
+                    "packets/publish/received"):
+            counts[(origin, key)] += 1
+        # QoS 1: our PUBACK. QoS 2: our PUBREC, the device's PUBREL, our PUBCOMP.
+        sent = {0: (), 1: ("packets/puback/sent",),
+                2: ("packets/pubrec/sent", "packets/pubcomp/sent")}[qos]
+        received = ("packets/pubrel/received",) if qos == 2 else ()
+        for key in (*sent, *received):
+            counts[(origin, key)] += 1
+        counts[(origin, "bytes/received")] += size + 4 * len(received)
+        counts[(origin, "bytes/sent")] += 4 * len(sent)
+        db.execute("UPDATE connections SET recv_msg = recv_msg + 1, recv_cnt = recv_cnt + ?1,"
+                   " recv_pkt = recv_pkt + ?1, recv_oct = recv_oct + ?2,"
+                   " send_cnt = send_cnt + ?3, send_pkt = send_pkt + ?3,"
+                   " send_oct = send_oct + ?4 WHERE client_id = ?5",
+                   (1 + len(received), size + 4 * len(received), len(sent), 4 * len(sent),
+                    device))
     if retain and plugin_active(db, origin, "emqx_retainer"):
         if payload:
             db.execute("INSERT INTO retained (topic, payload, qos, created_at)"
@@ -1893,17 +1949,21 @@ def connect_client(db, node, client_id, username=None, clean=True, proto_ver=4, 
     now = int(time.time())
     if session is None or clean:
         db.execute(SESSION_INSERT, (client_id, node, username, int(clean), now,
-                                    0 if clean else 7200, 376, 200, 0, 0, 0))
-    elif queued := session["mqueue_len"]:  # the queue drains to the device that came back
+                                    0 if clean else 7200, 376, 200, 0, 0, 0, 0))
+    elif drained := session["mqueue_len"]:  # the queue drains to the device that came back
         db.execute("UPDATE sessions SET mqueue_len = 0, deliver_msg = deliver_msg + ?"
-                   " WHERE client_id = ?", (queued, client_id))
-        counts[(node, "messages/sent")] += queued
-        counts[(node, "packets/publish/sent")] += queued
+                   " WHERE client_id = ?", (drained, client_id))
+        counts[(node, "messages/sent")] += drained
+        counts[(node, "messages/qos1/sent")] += drained  # a queue keeps no QoS here: 1
+        counts[(node, "packets/publish/sent")] += drained
     listener = db.execute("SELECT id FROM listeners WHERE node = ? AND protocol = 'mqtt:tcp'"
                           " ORDER BY id LIMIT 1", (node,)).fetchone()["id"]
+    # Its stats so far: its CONNECT, our CONNACK, and any queue drained to it.
+    drained = 0 if session is None or clean else session["mqueue_len"]
     db.execute(CONNECTION_INSERT, (client_id, node, listener, username, ip, port,
                                    "MQIsdp" if proto_ver == 3 else "MQTT", proto_ver,
-                                   keepalive, int(clean), local_time(now)))
+                                   keepalive, int(clean), now, counts[(node, "bytes/received")],
+                                   1, 0, 1, 4, 1 + drained, drained, 1 + drained, 376, 200))
     bump(db, counts)
     if subscriptions:
         bump(db, {(node, "packets/subscribe"): 1, (node, "packets/suback"): 1})

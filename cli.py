@@ -104,7 +104,7 @@ def status_command():
                        f" {row['sessions_count']} sessions,"
                        f" {row['subscriptions_count']} subscriptions")
         cluster = db.execute("SELECT * FROM cluster_stats").fetchone()
-        click.echo(f"cluster   {cluster['routes_count']} routes, {cluster['topics_count']} topics,"
+        click.echo(f"cluster   {cluster['routes_count']} routes,"
                    f" {cluster['retained_count']} retained messages")
         for table in ("banned", "apps", "users", "alarms"):
             count = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

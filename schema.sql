@@ -81,19 +81,41 @@ CREATE TABLE IF NOT EXISTS connections (
     mountpoint   TEXT,
     zone         TEXT NOT NULL DEFAULT 'external',
     peercert     TEXT NOT NULL DEFAULT 'nossl',
-    connected_at TEXT NOT NULL,   -- local time, YYYY-MM-DD HH:MM:SS
-    -- The connection object as the API shows it (keys in the broker's order). Connections
-    -- never change once made, so their JSON is built once, when the row is stored.
-    doc          TEXT GENERATED ALWAYS AS (json_object(
-        'clean_start', json(iif(clean_start, 'true', 'false')), 'client_id', client_id,
-        'connected_at', connected_at, 'ipaddress', ipaddress,
+    connected_at INTEGER NOT NULL,   -- unix seconds, shown in local time
+    -- The connection process's stats, as 3.0.1 shows them once its stats timer has run:
+    -- what it received and sent (bytes, packets, messages), its heap and reductions.
+    recv_oct     INTEGER NOT NULL DEFAULT 0,
+    recv_cnt     INTEGER NOT NULL DEFAULT 0,
+    recv_msg     INTEGER NOT NULL DEFAULT 0,
+    recv_pkt     INTEGER NOT NULL DEFAULT 0,
+    send_oct     INTEGER NOT NULL DEFAULT 0,
+    send_cnt     INTEGER NOT NULL DEFAULT 0,
+    send_msg     INTEGER NOT NULL DEFAULT 0,
+    send_pend    INTEGER NOT NULL DEFAULT 0,
+    send_pkt     INTEGER NOT NULL DEFAULT 0,
+    heap_size    INTEGER NOT NULL DEFAULT 376,
+    mailbox_len  INTEGER NOT NULL DEFAULT 0,
+    reductions   INTEGER NOT NULL DEFAULT 0,
+    -- The connection object as the API shows it (keys in the broker's alphabetical order),
+    -- built when the row is stored or changes, around the one field that is formatted when
+    -- read: connected_at, in the local time of the reader (see app.CONNECTION_SQL).
+    doc_head     TEXT GENERATED ALWAYS AS (substr(json_object(
+        'clean_start', json(iif(clean_start, 'true', 'false')), 'client_id', client_id), 1,
+        length(json_object('clean_start', json(iif(clean_start, 'true', 'false')),
+                           'client_id', client_id)) - 1) || ',"connected_at":"') STORED,
+    doc_tail     TEXT GENERATED ALWAYS AS ('",' || substr(json_object(
+        'heap_size', heap_size, 'ipaddress', ipaddress,
         'is_bridge', json(iif(is_bridge, 'true', 'false')),
         'is_super', json(iif(is_super, 'true', 'false')), 'keepalive', keepalive,
-        'mountpoint', coalesce(mountpoint, 'undefined'), 'node', node, 'peercert', peercert,
-        'port', port, 'proto_name', proto_name, 'proto_ver', proto_ver,
+        'mailbox_len', mailbox_len, 'mountpoint', coalesce(mountpoint, 'undefined'),
+        'node', node, 'peercert', peercert, 'port', port, 'proto_name', proto_name,
+        'proto_ver', proto_ver, 'recv_cnt', recv_cnt, 'recv_msg', recv_msg,
+        'recv_oct', recv_oct, 'recv_pkt', recv_pkt, 'reductions', reductions,
+        'send_cnt', send_cnt, 'send_msg', send_msg, 'send_oct', send_oct,
+        'send_pend', send_pend, 'send_pkt', send_pkt,
         'username', coalesce(username, 'undefined'),
         -- 3.0 GA no longer emits will_topic; the document shows it, so it is kept.
-        'will_topic', 'undefined', 'zone', zone)) STORED
+        'will_topic', 'undefined', 'zone', zone), 2)) STORED
 );
 CREATE UNIQUE INDEX IF NOT EXISTS connections_client ON connections(client_id);
 CREATE INDEX IF NOT EXISTS connections_node ON connections(node, id);
@@ -113,12 +135,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS subscriptions_client ON subscriptions(client_i
 CREATE INDEX IF NOT EXISTS subscriptions_node ON subscriptions(node, id);
 CREATE INDEX IF NOT EXISTS subscriptions_route ON subscriptions(route_topic, node);
 
+-- The route table: one row per destination of a topic filter, as 3.0.1 keeps it: the node
+-- for its plain subscribers, and one per shared group on that node (grp; '' for plain).
 CREATE TABLE IF NOT EXISTS routes (
     id    INTEGER PRIMARY KEY,
     topic TEXT NOT NULL,
     node  TEXT NOT NULL,
+    grp   TEXT NOT NULL DEFAULT '',
     refs  INTEGER NOT NULL DEFAULT 1,
-    UNIQUE (topic, node)
+    UNIQUE (topic, node, grp)
 );
 
 CREATE TABLE IF NOT EXISTS retained (
@@ -155,19 +180,21 @@ CREATE TABLE IF NOT EXISTS node_stats (
     sessions_persistent_max    INTEGER NOT NULL DEFAULT 0,
     subscriptions_count        INTEGER NOT NULL DEFAULT 0,
     subscriptions_max          INTEGER NOT NULL DEFAULT 0,
-    subscriptions_shared_count INTEGER NOT NULL DEFAULT 0,
-    subscriptions_shared_max   INTEGER NOT NULL DEFAULT 0
+    subscribers_count          INTEGER NOT NULL DEFAULT 0,   -- subscriptions that are not shared
+    subscribers_max            INTEGER NOT NULL DEFAULT 0,
+    subscriptions_shared_count INTEGER NOT NULL DEFAULT 0    -- this node's share of the cluster's
 );
 
--- Cluster-wide stats (replicated tables: every node reports the same value).
+-- Cluster-wide stats (replicated tables: every node reports the same value). As in 3.0.1,
+-- topics/count is the size of the route table, as routes/count is.
 CREATE TABLE IF NOT EXISTS cluster_stats (
     id             INTEGER PRIMARY KEY CHECK (id = 1),
-    topics_count   INTEGER NOT NULL DEFAULT 0,
-    topics_max     INTEGER NOT NULL DEFAULT 0,
     routes_count   INTEGER NOT NULL DEFAULT 0,
     routes_max     INTEGER NOT NULL DEFAULT 0,
     retained_count INTEGER NOT NULL DEFAULT 0,
-    retained_max   INTEGER NOT NULL DEFAULT 0
+    retained_max   INTEGER NOT NULL DEFAULT 0,
+    subscriptions_shared_count INTEGER NOT NULL DEFAULT 0,
+    subscriptions_shared_max   INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS alarms (
@@ -293,43 +320,49 @@ END;
 CREATE TRIGGER IF NOT EXISTS subscription_added AFTER INSERT ON subscriptions BEGIN
     UPDATE node_stats SET subscriptions_count = subscriptions_count + 1,
         subscriptions_max = max(subscriptions_max, subscriptions_count + 1),
+        subscribers_count = subscribers_count + (NEW.share IS NULL),
+        subscribers_max = max(subscribers_max, subscribers_count + (NEW.share IS NULL)),
+        subscriptions_shared_count = subscriptions_shared_count + (NEW.share IS NOT NULL)
+        WHERE node = NEW.node;
+    UPDATE cluster_stats SET
         subscriptions_shared_count = subscriptions_shared_count + (NEW.share IS NOT NULL),
         subscriptions_shared_max = max(subscriptions_shared_max,
-                                       subscriptions_shared_count + (NEW.share IS NOT NULL))
-        WHERE node = NEW.node;
+                                       subscriptions_shared_count + (NEW.share IS NOT NULL));
     UPDATE sessions SET subscriptions_count = subscriptions_count + 1
         WHERE client_id = NEW.client_id;
-    INSERT INTO routes (topic, node) VALUES (NEW.route_topic, NEW.node)
-        ON CONFLICT (topic, node) DO UPDATE SET refs = refs + 1;
+    INSERT INTO routes (topic, node, grp) VALUES (NEW.route_topic, NEW.node, coalesce(NEW.share, ''))
+        ON CONFLICT (topic, node, grp) DO UPDATE SET refs = refs + 1;
     INSERT INTO page_blocks (tbl, node, block, n) VALUES ('subscriptions', NEW.node, NEW.id >> 10, 1)
         ON CONFLICT (tbl, node, block) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER IF NOT EXISTS subscription_removed AFTER DELETE ON subscriptions BEGIN
     UPDATE node_stats SET subscriptions_count = subscriptions_count - 1,
+        subscribers_count = subscribers_count - (OLD.share IS NULL),
         subscriptions_shared_count = subscriptions_shared_count - (OLD.share IS NOT NULL)
         WHERE node = OLD.node;
+    UPDATE cluster_stats SET
+        subscriptions_shared_count = subscriptions_shared_count - (OLD.share IS NOT NULL);
     UPDATE sessions SET subscriptions_count = subscriptions_count - 1
         WHERE client_id = OLD.client_id;
-    UPDATE routes SET refs = refs - 1 WHERE topic = OLD.route_topic AND node = OLD.node;
-    DELETE FROM routes WHERE topic = OLD.route_topic AND node = OLD.node AND refs <= 0;
+    UPDATE routes SET refs = refs - 1
+        WHERE topic = OLD.route_topic AND node = OLD.node AND grp = coalesce(OLD.share, '');
+    DELETE FROM routes
+        WHERE topic = OLD.route_topic AND node = OLD.node AND grp = coalesce(OLD.share, '')
+        AND refs <= 0;
     UPDATE page_blocks SET n = n - 1
         WHERE tbl = 'subscriptions' AND node = OLD.node AND block = OLD.id >> 10;
 END;
 
 CREATE TRIGGER IF NOT EXISTS route_added AFTER INSERT ON routes BEGIN
     UPDATE cluster_stats SET routes_count = routes_count + 1,
-        routes_max = max(routes_max, routes_count + 1),
-        topics_count = topics_count + (SELECT count(*) = 1 FROM routes WHERE topic = NEW.topic),
-        topics_max = max(topics_max, topics_count
-                         + (SELECT count(*) = 1 FROM routes WHERE topic = NEW.topic));
+        routes_max = max(routes_max, routes_count + 1);
     INSERT INTO page_blocks (tbl, node, block, n) VALUES ('routes', NEW.node, NEW.id >> 10, 1)
         ON CONFLICT (tbl, node, block) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER IF NOT EXISTS route_removed AFTER DELETE ON routes BEGIN
-    UPDATE cluster_stats SET routes_count = routes_count - 1,
-        topics_count = topics_count - (SELECT count(*) = 0 FROM routes WHERE topic = OLD.topic);
+    UPDATE cluster_stats SET routes_count = routes_count - 1;
     UPDATE page_blocks SET n = n - 1
         WHERE tbl = 'routes' AND node = OLD.node AND block = OLD.id >> 10;
 END;

@@ -7,6 +7,7 @@ read from app.py.
 """
 
 import json
+import os
 import random
 import time
 
@@ -14,7 +15,6 @@ from app import CONNECTION_INSERT
 from app import hash_password
 from app import insert_app
 from app import insert_user
-from app import local_time
 from app import METRIC_KEYS
 from app import RECEIVED_PACKETS
 from app import SENT_PACKETS
@@ -48,49 +48,17 @@ PLUGINS = (
     ("emqx_web_hook", "EMQ X Webhook Plugin", False),
 )
 
-# Plugin schemas: (key, value in the shipped .conf or None, schema doc).
-PLUGIN_SCHEMAS = {
-    "emqx_retainer": (
-        ("retainer.storage_type", "ram", "Where to store the retained messages."),
-        ("retainer.max_retained_messages", "0",
-         "Maximum number of retained messages. 0 means no limit."),
-        ("retainer.max_payload_size", "1MB", "Maximum retained message size."),
-        ("retainer.expiry_interval", "0",
-         "Expiry interval of the retained messages. Never expire if the value is 0."),
-    ),
-    "emqx_management": (
-        ("management.max_row_limit", "10000", "Max Row Limit"),
-        ("management.listener.http", "8080", "HTTP Listener"),
-        ("management.listener.http.acceptors", "2", ""),
-        ("management.listener.http.max_clients", "512", ""),
-        ("management.listener.http.backlog", "512", ""),
-        ("management.listener.http.send_timeout", "15s", ""),
-        ("management.listener.http.send_timeout_close", "on", ""),
-        ("management.listener.https", None, "HTTPS Listener"),
-    ),
-    "emqx_dashboard": (
-        ("dashboard.default_user.login", "admin", "Default user's login name."),
-        ("dashboard.default_user.password", "public", "Default user's password."),
-        ("dashboard.listener.http", "18083", "HTTP Listener"),
-        ("dashboard.listener.http.acceptors", "4", ""),
-        ("dashboard.listener.http.max_clients", "512", ""),
-        ("dashboard.listener.https", None, "HTTPS Listener"),
-    ),
-    "emqx_recon": (
-        ("recon.gc_interval", "5m", "Garbage Collection: interval for all processes."),
-    ),
-    "emqx_auth_username": (
-        ("auth.user.password_hash", "sha256", "Password hash."),
-        ("auth.user.1.username", None, "Username"),
-        ("auth.user.1.password", None, "Password"),
-    ),
-    "emqx_web_hook": (
-        ("web.hook.api.url", "http://127.0.0.1:8080", "Webhook URL"),
-        ("web.hook.rule.client.connected.1", '{"action": "on_client_connected"}', ""),
-        ("web.hook.rule.client.disconnected.1", '{"action": "on_client_disconnected"}', ""),
-        ("web.hook.rule.message.publish.1", '{"action": "on_message_publish"}', ""),
-    ),
-}
+
+
+def plugin_configs():
+    """{plugin: [(key, value or None, desc)]}: the keys each plugin's .conf sets, in file
+    order, then its schema's other keys (plugin_configs.json, read from EMQ X 3.0.1)."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugin_configs.json"),
+              encoding="utf-8") as f:
+        data = json.load(f)
+    return {plugin: [tuple(item) for item in items] for plugin, items in data.items()
+            if not plugin.startswith("_")}
+
 
 # The document's seven listeners, in its order: (protocol, listen_on, acceptors, max_conns).
 LISTENERS = (
@@ -138,7 +106,7 @@ def device_chunk(task):
     Self-contained (its own Random from the seed, node and start), so chunks can be made
     in another process while SQLite stores the previous ones; same settings, same rows.
     """
-    seed, index, start, stop, online, now, listeners, mask = task
+    seed, index, start, stop, online, now, started, listeners, mask = task
     rng = random.Random(f"{seed}:{index}:{start}")
     node = node_name(index)
     sessions, connections, subscriptions = [], [], []
@@ -151,20 +119,27 @@ def device_chunk(task):
         clean = connected and (r >> 3) & 3 != 0
         region = REGIONS[(r >> 5) % 6]
         username = None if (r >> 8) % 10 < 3 else f"{kind}-user-{(r >> 12) % 999 + 1}"
-        created = now - 5 - (r >> 22) % (86400 * 3)
+        # Every session and connection is younger than its node: no earlier than `started`.
+        created = now - 5 - (r >> 22) % max(1, now - 5 - started)
         n_subs = SUB_COUNTS[(r >> 40) % 6]
         queued = 0 if connected else (r2 >> 40) % 41
+        delivered = (r2 >> 50) % 300 if connected else 0
         sessions.append((cid, node, username, int(clean), created, 0 if clean else 7200,
                          HEAP_SIZES[(r >> 43) % 5], 150 + (r2 >> 46) % 90000,
-                         queued, queued, n_subs))
+                         queued, queued, n_subs, delivered))
         if connected:
             proto_ver = PROTO_VERS[(r >> 49) % 6]
+            keepalive = KEEPALIVES[(r >> 56) % 6]
             listener = listeners[WS_LISTENER if (r >> 52) % 100 < 15 else TCP_LISTENER]
             ip = f"{(10, 172, 192)[(r >> 59) % 3]}.{(r2 >> 8) & 255}.{(r2 >> 16) & 255}." \
                  f"{(r2 >> 24) % 254 + 1}"
+            # A persistent session may have reconnected since it began.
+            connected_at = created if clean else created + (r2 >> 12) % max(1, now - created)
             connections.append((cid, node, listener, username, ip, 1024 + (r2 >> 32) % 64512,
-                                "MQIsdp" if proto_ver == 3 else "MQTT", proto_ver,
-                                KEEPALIVES[(r >> 56) % 6], int(clean), local_time(created)))
+                                "MQIsdp" if proto_ver == 3 else "MQTT", proto_ver, keepalive,
+                                int(clean), connected_at,
+                                *connection_stats(r, r2, cid, n_subs, delivered,
+                                                  (now - connected_at) // keepalive)))
         picks = list(SUBSCRIPTION_TEMPLATES)
         for j in range(n_subs):
             template, qos = picks.pop((r2 >> (3 * j)) % len(picks))
@@ -175,6 +150,19 @@ def device_chunk(task):
                 topic = template.format(cid=cid, kind=kind, region=region)
                 subscriptions.append((cid, node, topic, qos, topic, None))
     return sessions, connections, subscriptions
+
+
+def connection_stats(r, r2, cid, n_subs, delivered, pings):
+    """recv_oct .. reductions of a connection that has been up a while, consistent with its
+    traffic: its CONNECT and SUBSCRIBEs, what it published, what was delivered to it (the
+    session's deliver_msg), a PINGREQ per keepalive."""
+    published = (r >> 14) % 200
+    recv_pkt = 1 + (n_subs > 0) + published + pings
+    send_pkt = 1 + (n_subs > 0) + delivered + pings
+    recv_oct = 14 + len(cid) + 24 * n_subs + published * (40 + (r2 >> 20) % 80) + 2 * pings
+    send_oct = 4 + 5 * (n_subs > 0) + delivered * (44 + (r2 >> 28) % 90) + 2 * pings
+    return (recv_oct, recv_pkt, published, recv_pkt, send_oct, send_pkt, delivered, send_pkt,
+            HEAP_SIZES[(r2 >> 36) % 5] * 2, 2000 + (r >> 30) % 400000)
 
 
 def device_chunks(tasks):
@@ -201,14 +189,16 @@ def seed_cluster(db, seed, nodes, clients, app_id, app_secret, progress=None):
                        ("created_at", now)):
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
     mask = rng.getrandbits(40)
+    configs = plugin_configs()
     tasks, totals = [], {}
     for index in range(1, nodes + 1):
         node = node_name(index)
+        started = now - rng.randint(3600, 86400 * 4)
         db.execute(
             "INSERT INTO nodes (name, position, started_at, otp_release, version, sysdescr,"
             " max_fds, process_available, process_base, memory_total, memory_base,"
             " load1, load5, load15) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (node, index, now - rng.randint(3600, 86400 * 4), "R21/10.0.5", "3.0",
+            (node, index, started, "R21/10.0.5", "3.0",
              "EMQ X Broker", 7168, 262144, rng.randint(300, 360),
              rng.randint(76, 140) * 1048576 + rng.randint(0, 1048575),
              rng.randint(52, 64) * 1048576 + rng.randint(0, 1048575),
@@ -229,22 +219,22 @@ def seed_cluster(db, seed, nodes, clients, app_id, app_secret, progress=None):
         for name, description, active in PLUGINS:
             db.execute("INSERT INTO plugins (node, name, version, description, active)"
                        " VALUES (?, ?, ?, ?, ?)", (node, name, "3.0", description, int(active)))
-        for plugin, items in PLUGIN_SCHEMAS.items():
+        for plugin, items in configs.items():
             for position, (key, value, desc) in enumerate(items):
                 db.execute("INSERT INTO plugin_configs (node, plugin, position, key, value, desc)"
                            " VALUES (?, ?, ?, ?, ?, ?)", (node, plugin, position, key, value, desc))
         samples = DOC_CLIENTS[:clients] if index == 1 else ()
-        db.executemany(SESSION_INSERT, [(cid, node, user, 1, now - 3600, 0, 376, 203, 0, 0, 1)
+        db.executemany(SESSION_INSERT, [(cid, node, user, 1, now - 3600, 0, 376, 203, 0, 0, 1, 0)
                                         for cid, user, _port in samples])
         db.executemany(CONNECTION_INSERT, [
             (cid, node, listeners[TCP_LISTENER], user, "127.0.0.1", port, "MQTT", 4, 60, 1,
-             local_time(now - 3600)) for cid, user, port in samples])
+             now - 3600, *connection_stats(0, 0, cid, 1, 0, 60)) for cid, user, port in samples])
         db.executemany(SUBSCRIPTION_INSERT, [(cid, node, "/test", 0, "/test", None)
                                              for cid, _user, _port in samples])
         online = clients - len(samples)
         total = online + clients // 10  # and a tenth more persistent sessions, offline
         totals[node] = [len(samples)] * 3
-        tasks += [(seed, index, start, min(start + CHUNK, total), online, now,
+        tasks += [(seed, index, start, min(start + CHUNK, total), online, now, started,
                    tuple(listeners), mask) for start in range(0, total, CHUNK)]
     for task, (sessions, connections, subscriptions) in zip(tasks, device_chunks(tasks),
                                                              strict=True):

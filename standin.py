@@ -44,10 +44,13 @@ from app import get_db
 from app import int_param
 from app import load_json
 from app import local_time
+from app import node_filter
 from app import node_row
 from app import not_found
 from app import ok
 from app import params
+from app import publish
+from app import qos_param
 from app import raw_ok
 from app import running_nodes
 from app import string_param
@@ -55,6 +58,7 @@ from app import thread_connection
 from app import transaction
 from app import UNKNOWN_ERROR
 from app import valid_filter
+from app import valid_name
 from app import VERSION
 from server import masked_query
 from server import SECRET_WORDS
@@ -247,6 +251,26 @@ def disconnect_device(clientid):
     return ok()
 
 
+@bp.post("/_standin/clients/<tail:clientid>/publish")
+def device_publish(clientid):
+    """A simulated device publishes ({topic, payload?, qos?, retain?}): a message received
+    from it (unlike an API publish), then routed as any."""
+    topic = string_param("topic")
+    payload = string_param("payload", required=False, default="").encode()
+    qos = qos_param()
+    retain = bool_param("retain")
+    if not valid_name(topic):
+        raise ApiError(BAD_TOPIC, "bad_topic")
+    with transaction() as db:
+        where, args = node_filter()
+        conn = db.execute(f"SELECT node FROM connections WHERE client_id = ? AND {where}",
+                          (clientid, *args)).fetchone()
+        if conn is None:
+            raise ApiError(CLIENT_NOT_FOUND, "not_found")
+        publish(db, topic, payload, qos, retain, conn["node"], device=clientid)
+    return ok()
+
+
 @bp.post("/_standin/alarms")
 def raise_alarm():
     """Raise an alarm on a node (newest first in both alarm routes)."""
@@ -288,10 +312,14 @@ def set_node_status(node):
         raise ApiError(BAD_PARAM, "'node_status' must be \"Running\" or \"Stopped\"")
     with transaction() as db:
         name = node_row(node, running=False)["name"]
+        was = db.execute("SELECT node_status FROM nodes WHERE name = ?", (name,)).fetchone()[0]
         db.execute("UPDATE nodes SET node_status = ? WHERE name = ?", (status, name))
-        if status == "Running":  # a restarted node has a fresh uptime
-            db.execute("UPDATE nodes SET started_at = ? WHERE name = ? AND node_status = ?",
-                       (int(time.time()), name, status))
+        if status == "Running" and was != "Running":
+            # A restarted node has a fresh uptime, and its devices connected again since.
+            now = int(time.time())
+            db.execute("UPDATE nodes SET started_at = ? WHERE name = ?", (now, name))
+            db.execute("UPDATE connections SET connected_at = ? WHERE node = ?", (now, name))
+            db.execute("UPDATE sessions SET created_at = ? WHERE node = ?", (now, name))
     return ok({"node": name, "node_status": status})
 
 

@@ -69,6 +69,7 @@ CONTROLS = {
     "standin.reset": Control(reads_body=True),
     "standin.connect_device": Control(reads_body=True),
     "standin.disconnect_device": Control({"clientid": NOBODY}),
+    "standin.device_publish": Control({"clientid": NOBODY}, reads_body=True),
     "standin.raise_alarm": Control(reads_body=True),
     "standin.clear_alarm": Control({"id": ALARM}, reads_body=True),
     "standin.set_node_status": Control({"node": NODE}, reads_body=True),
@@ -580,7 +581,7 @@ UNKNOWN_TARGET = {
                  "lookup_client_subscriptions": ok_or(0),
                  "lookup_client_subscriptions_with_node": ok_or(0),
                  "kickout_connection": ok_or(112), "clean_acl_cache": ok_or(112),
-                 "standin.disconnect_device": ok_or(112)},
+                 "standin.disconnect_device": ok_or(112), "standin.device_publish": ok_or(112)},
     "topic": {"lookup_routes": ok_or(0), "clean_acl_cache": ok_or(0)},
     "appid": {"lookup_app": ok_or(0), "update_app": ok_or(102), "del_app": ok_or(0)},
     "name": {"update_user": ok_or(102), "delete_user": ok_or(102)},
@@ -594,7 +595,7 @@ UNKNOWN_TARGET = {
 }
 VALID_BODY = {"update_app": {"name": "n", "status": True}, "update_user": {"tags": "t"},
               "change_pwd": {"old_pwd": "public", "new_pwd": "x"},
-              "delete_banned": {"as": "client_id"},
+              "delete_banned": {"as": "client_id"}, "standin.device_publish": {"topic": "t"},
               "update_plugin_configs": {"k": "v"}, "standin.set_node_status": {"node_status":
                                                                            "Running"},
               "update_node_config": {"key": "k", "value": "v"}}

@@ -23,7 +23,8 @@ LISTS = ["/connections/", "/sessions/", "/subscriptions/", "/routes/",
 # What identifies a row of each list, as (entity keys, SQL columns of its table).
 IDENTITY = {"connections": (("client_id", "node"), "client_id, node"),
             "sessions": (("client_id", "node"), "client_id, node"),
-            "subscriptions": (("client_id", "topic"), "client_id, topic"),
+            # A shared subscription is shown without its $share/<group>/ prefix.
+            "subscriptions": (("client_id", "topic"), "client_id, route_topic"),
             "routes": (("topic", "node"), "topic, node")}
 
 

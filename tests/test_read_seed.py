@@ -1,5 +1,6 @@
 """The synthetic cluster: deterministic, holds the document's samples, and agrees with itself."""
 
+import sqlite3
 from collections import Counter
 from urllib.parse import quote
 
@@ -7,7 +8,6 @@ import pytest
 
 from conftest import data
 from conftest import get_json
-from conftest import is_shared
 from conftest import NODE
 from conftest import route_topic
 from conftest import strip_times
@@ -15,6 +15,8 @@ from conftest import strip_times
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
 API = "/api/v3"
+STATS_KEYS = ("heap_size", "mailbox_len", "reductions", "recv_cnt", "recv_msg", "recv_oct",
+              "recv_pkt", "send_cnt", "send_msg", "send_oct", "send_pend", "send_pkt")
 LISTS = [
     "/brokers/", "/nodes/", "/connections/", "/sessions/", "/subscriptions/", "/routes/",
     "/listeners/", "/metrics/", "/stats/", "/alarms/", "/plugins/", "/banned/", "/apps/",
@@ -74,11 +76,16 @@ def test_seed_nodes_setting_names_nodes(make_app, nodes):
     ids=["with_username", "without_username"])
 def test_seed_doc_client(client, client_id, port, username):
     [conn] = data(client, f"/connections/{client_id}")
+    stats = {k: conn.pop(k) for k in STATS_KEYS}
     assert strip_times(conn) == {
         "clean_start": True, "client_id": client_id, "ipaddress": "127.0.0.1",
         "is_bridge": False, "is_super": False, "keepalive": 60, "mountpoint": "undefined",
         "node": NODE, "peercert": "nossl", "port": port, "proto_name": "MQTT", "proto_ver": 4,
         "username": username, "will_topic": "undefined", "zone": "external"}
+    # Up an hour with a 60 s keepalive: its CONNECT, SUBSCRIBE and 60 PINGREQs at least.
+    assert all(type(v) is int and v >= 0 for v in stats.values())
+    assert stats["recv_pkt"] >= 62 and stats["send_pkt"] >= 62
+    assert stats["recv_oct"] > 2 * 60 and stats["send_pend"] == stats["mailbox_len"] == 0
 
 
 @pytest.mark.parametrize(("client_id", "username"), [
@@ -163,17 +170,30 @@ def test_consistency_persistent_sessions_count(cluster):
         assert node_stats["sessions/persistent/count"] == len(persistent)
 
 
+def _sql(cluster, query):
+    """An independent count, straight from the cluster's SQLite file."""
+    get_json(cluster, API + "/nodes/")  # the file exists once the app has answered
+    db = sqlite3.connect(cluster.settings["DATABASE"])
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
 def test_consistency_subscriptions_count(cluster):
-    for node_stats in _counts_add_up(cluster, "subscriptions").values():
-        assert node_stats["subscribers/count"] == node_stats["subscriptions/count"]
+    """subscribers/* leave out the shared subscriptions (3.0.1 keeps them apart)."""
+    plain = dict(_sql(cluster, "SELECT node, count(*) FROM subscriptions"
+                               " WHERE share IS NULL GROUP BY node"))
+    for node, node_stats in _counts_add_up(cluster, "subscriptions").items():
+        assert node_stats["subscribers/count"] == plain[node] < node_stats["subscriptions/count"]
 
 
 def test_consistency_shared_subscriptions_count(cluster):
-    subs = data(cluster, "/subscriptions/")
-    for node, node_stats in _stats(cluster).items():
-        shared = [s for s in subs if s["node"] == node
-                  and is_shared(s["topic"])]
-        assert node_stats["subscriptions/shared/count"] == len(shared)
+    """Cluster-wide: every node reports the cluster's shared subscriptions."""
+    [(shared,)] = _sql(cluster, "SELECT count(*) FROM subscriptions WHERE share IS NOT NULL")
+    assert shared > 0
+    for node_stats in _stats(cluster).values():
+        assert node_stats["subscriptions/shared/count"] == shared
 
 
 def test_consistency_routes_count(cluster):
@@ -182,10 +202,12 @@ def test_consistency_routes_count(cluster):
         assert node_stats["routes/count"] == body["meta"]["count"] == len(body["data"])
 
 
-def test_consistency_topics_count_is_distinct_route_topics(cluster):
-    topics = {r["topic"] for r in data(cluster, "/routes/")}
+def test_consistency_topics_count_is_the_route_table(cluster):
+    """As in 3.0.1, topics/count is the size of the route table: the dashboard's overview
+    and its Topics page agree."""
+    routes = get_json(cluster, API + "/routes/")["meta"]["count"]
     for node_stats in _stats(cluster).values():
-        assert node_stats["topics/count"] == len(topics)
+        assert node_stats["topics/count"] == node_stats["routes/count"] == routes
 
 
 def test_consistency_routes_follow_subscriptions(cluster):
@@ -194,9 +216,14 @@ def test_consistency_routes_follow_subscriptions(cluster):
     assert routes == needed
 
 
-def test_consistency_routes_unique_per_topic_and_node(cluster):
-    routes = [(r["node"], r["topic"]) for r in data(cluster, "/routes/")]
-    assert len(routes) == len(set(routes))
+def test_consistency_routes_one_per_destination(cluster):
+    """One route per (topic, node) for its plain subscribers, plus one per shared group."""
+    routes = Counter((r["node"], r["topic"]) for r in data(cluster, "/routes/"))
+    expected = Counter()
+    for node, topic, _group in _sql(cluster, "SELECT DISTINCT node, route_topic,"
+                                             " coalesce(share, '') FROM subscriptions"):
+        expected[(node, topic)] += 1
+    assert routes == expected
 
 
 def test_consistency_route_lookup_matches_list(cluster):

@@ -19,6 +19,10 @@ CONNECTION = {
     "is_bridge": bool, "is_super": bool, "keepalive": int, "mountpoint": str, "node": str,
     "peercert": str, "port": int, "proto_name": str, "proto_ver": int, "username": str,
     "will_topic": str, "zone": str,
+    # Behaviour sheet 6.3: the 12 integers 3.0.1 adds once a connection's stats timer ran.
+    "heap_size": int, "mailbox_len": int, "reductions": int, "recv_cnt": int, "recv_msg": int,
+    "recv_oct": int, "recv_pkt": int, "send_cnt": int, "send_msg": int, "send_oct": int,
+    "send_pend": int, "send_pkt": int,
 }
 SESSION = {
     "awaiting_rel_len": int, "binding": str, "clean_start": bool, "client_id": str,
@@ -141,9 +145,9 @@ def shaped_items(client, path, schema):
 @pytest.mark.parametrize("path", ["/connections/", f"/nodes/{NODE}/connections/",
                                   "/connections/emqx-api-test:v1",
                                   f"/nodes/{NODE}/connections/emqx-api-test:v1"])
-def test_connection_objects_have_16_documented_keys(client, path):
+def test_connection_objects_have_28_documented_keys(client, path):
     for item in shaped_items(client, path, CONNECTION):
-        assert len(item) == 16
+        assert len(item) == 28
         assert item["will_topic"] == "undefined"
 
 
@@ -474,9 +478,30 @@ def test_get_plugin_configs_unset_value_is_empty_string(client):
             assert item["value"] == ""
 
 
-def test_get_plugin_configs_plugin_without_schema_is_empty(client):
-    assert get_json(client, f"{API}/nodes/{NODE}/plugin_configs/emqx_coap") == {
+@pytest.mark.parametrize("plugin", ["emqx_plugin_template", "emqx_delayed_publish"])
+def test_get_plugin_configs_plugin_without_schema_is_empty(client, plugin):
+    # 3.0.1: the template ships no schema; delayed_publish's conf and schema are empty.
+    assert get_json(client, f"{API}/nodes/{NODE}/plugin_configs/{plugin}") == {
         "code": 0, "data": []}
+
+
+def test_get_plugin_configs_as_shipped_in_3_0_1(client):
+    """Spot checks read from the plugins' own files at v3.0.1: every plugin with a schema
+    answers its keys (the dashboard shows no "No Default Configuration" for them)."""
+    def answer(plugin):
+        return {i["key"]: i for i in data(client, f"/nodes/{NODE}/plugin_configs/{plugin}")}
+
+    plugins = [p["name"] for p in data(client, f"/nodes/{NODE}/plugins/")]
+    empty = sorted(p for p in plugins if not answer(p))
+    assert empty == ["emqx_delayed_publish", "emqx_plugin_template"]
+    username = answer("emqx_auth_username")
+    assert username["auth.user.password_hash"]["value"] == "sha256"
+    assert username["auth.user.$id.username"] == {
+        "key": "auth.user.$id.username", "value": "", "desc": "", "required": False}
+    assert answer("emqx_recon")["recon.gc_interval"]["desc"] == "Global GC Interval{@configurable}"
+    assert answer("emqx_management")["management.listener.http"]["value"] == "8080"
+    assert answer("emqx_dashboard")["dashboard.listener.http"]["value"] == "18083"
+    assert answer("emqx_coap")["coap.port"]["value"] == "5683"
 
 
 # ---------------------------------------------------------------------------

@@ -47,6 +47,7 @@ CONTROL_VALUES = {
     "standin.docs": {},
     "standin.docs_asset": {"filename": "index.css"}, "standin.reset": {},
     "standin.connect_device": {}, "standin.disconnect_device": {"clientid": CID},
+    "standin.device_publish": {"clientid": CID},
     "standin.raise_alarm": {}, "standin.clear_alarm": {"id": "cpu_high_watermark"},
     "standin.set_node_status": {"node": NODE}, "standin.get_faults": {},
     "standin.set_faults": {}, "standin.clear_faults": {}, "standin.journal": {},

@@ -34,10 +34,11 @@ def test_rows_made_in_a_second_process_equal_rows_made_inline(make_app, monkeypa
 
 COUNTERS = (
     "SELECT node, connections_count, sessions_count, sessions_persistent_count,"
-    " subscriptions_count, subscriptions_shared_count FROM node_stats ORDER BY node",
-    "SELECT topics_count, routes_count, retained_count FROM cluster_stats",
+    " subscriptions_count, subscribers_count, subscriptions_shared_count FROM node_stats"
+    " ORDER BY node",
+    "SELECT routes_count, retained_count, subscriptions_shared_count FROM cluster_stats",
     "SELECT id, current_conns FROM listeners ORDER BY id",
-    "SELECT topic, node, refs FROM routes ORDER BY topic, node",
+    "SELECT topic, node, grp, refs FROM routes ORDER BY topic, node, grp",
     "SELECT tbl, node, block, n FROM page_blocks WHERE n > 0 ORDER BY tbl, node, block",
 )
 

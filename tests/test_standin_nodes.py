@@ -1,5 +1,6 @@
 """PUT /_standin/nodes/:node: a stopped node leaves the cluster views and comes back whole."""
 
+import sqlite3
 from urllib.parse import quote
 
 import pytest
@@ -66,6 +67,11 @@ def test_stopped_node_leaves_and_comes_back_whole(c, untimed):
     n2_subs = get_json(c, f"{API}/nodes/{N2}/subscriptions/")["data"]
     n2_routes = [r for r in get_json(c, API + "/routes/")["data"] if r["node"] == N2]
     assert n2_subs and n2_routes
+    db = sqlite3.connect(c.settings["DATABASE"])
+    [(n2_shared,)] = db.execute("SELECT count(*) FROM subscriptions WHERE node = ?"
+                                " AND share IS NOT NULL", (N2,)).fetchall()
+    db.close()
+    assert n2_shared
     before = everything(c, untimed, cid)
     counts = {p: get_json(c, API + p)["meta"]["count"]
               for p in ("/connections/", "/sessions/", "/subscriptions/", "/routes/")}
@@ -87,10 +93,18 @@ def test_stopped_node_leaves_and_comes_back_whole(c, untimed):
         assert get_json(c, path) == NODEDOWN, path
     assert get_json(c, f"{API}/nodes/{N2}/listeners") == {"code": 0,
                                                           "data": {"error": "nodedown"}}
-    # The other nodes answer as before.
+    # The other nodes answer as before, but for the cluster-wide stats: the stopped node's
+    # routes (so topics) and shared subscriptions left the cluster with it.
+    left = {"routes/count": len(n2_routes), "topics/count": len(n2_routes),
+            "subscriptions/shared/count": n2_shared}
     for n in (N1, N3):
         for path in node_scoped(n, cid):
-            assert untimed(get_json(c, path)) == before[path], path
+            answer = untimed(get_json(c, path))
+            if path.endswith("/stats/"):
+                for key, gone in left.items():
+                    assert answer["data"][key] == before[path]["data"][key] - gone, (path, key)
+                    answer["data"][key] = before[path]["data"][key]
+            assert answer == before[path], path
 
     # Cluster lists and counts lose the node's rows.
     for path in ("/connections/", "/sessions/", "/subscriptions/"):

@@ -210,29 +210,36 @@ def test_one_route_per_filter_and_node_and_high_water_marks(c, world):
         assert s2[key] == s1[key] >= s2[key.replace("/max", "/count")], key
 
 
-def test_shared_and_queue_subscriptions_route_to_the_plain_topic(c, world):
+def test_shared_and_queue_subscriptions_as_3_0_1_shows_them(c, world):
+    """The subscription lists show the topic without its $share/<group>/ or $queue/ prefix;
+    the route table has a row per destination (the node for the plain subscriber, one per
+    group on it), shown without the group; subscribers/* leave the shared ones out."""
     a, b, p = world.take_online(3)
     s0 = stats(c)
     assert sub(c, a, "$share/g1/zt/q", qos=1) == {"code": 0}
     assert sub(c, b, "$queue/zt/q", qos=1) == {"code": 0}
     assert sub(c, p, "zt/q") == {"code": 0}
-    assert client_subs(c, a)["$share/g1/zt/q"]["qos"] == 1
-    assert "$queue/zt/q" in client_subs(c, b)
-    # One route: the group prefix is dropped, the node kept.
-    assert routes_of(c, "zt/q") == [{"node": NODE, "topic": "zt/q"}]
+    assert client_subs(c, a)["zt/q"]["qos"] == 1
+    assert "zt/q" in client_subs(c, b)
+    assert all(not s["topic"].startswith(("$share/", "$queue/"))
+               for s in get_json(c, f"{API}/subscriptions/")["data"])
+    assert routes_of(c, "zt/q") == [{"node": NODE, "topic": "zt/q"}] * 3
     assert routes_of(c, "$share/g1/zt/q") == []
     assert routes_of(c, "$queue/zt/q") == []
     d = delta(s0, stats(c))
-    assert d["subscriptions/count"] == 3
+    assert d["subscriptions/count"] == 3 and d["subscribers/count"] == 1
     assert d["subscriptions/shared/count"] == 2 and d["subscriptions/shared/max"] == 2
-    assert d["routes/count"] == 1 and d["topics/count"] == 1
+    assert d["routes/count"] == 3 and d["topics/count"] == 3
 
     s1 = stats(c)
     assert unsub(c, a, "$share/g1/zt/q") == {"code": 0}
     d = delta(s1, stats(c))
-    assert d == {"subscriptions/count": -1, "subscribers/count": -1,
-                 "subscriptions/shared/count": -1}, d
-    assert routes_of(c, "zt/q") == [{"node": NODE, "topic": "zt/q"}]
+    assert d == {"subscriptions/count": -1, "subscriptions/shared/count": -1,
+                 "routes/count": -1, "topics/count": -1}, d
+    assert routes_of(c, "zt/q") == [{"node": NODE, "topic": "zt/q"}] * 2
+    after = stats(c)
+    assert after["topics/count"] == after["routes/count"] == get_json(
+        c, f"{API}/routes/")["meta"]["count"]
 
 
 def test_unsubscribe_takes_one_filter_not_comma_split(c, world):
@@ -309,9 +316,10 @@ def test_routes_one_per_node_in_a_two_node_cluster(make_app):
     t1 = get_json(c, f"{API}/stats/")["data"]
     d1, d2 = delta(t0[0], t1[0]), delta(t0[1], t1[1])
     assert d1["subscriptions/count"] == 2 and d2["subscriptions/count"] == 1
-    # routes and topics are cluster-wide tables: every node reports the same value.
+    # routes and topics are cluster-wide tables: every node reports the same value, and
+    # topics/count is the size of the route table, as in 3.0.1.
     for d in (d1, d2):
-        assert d["routes/count"] == 2 and d["topics/count"] == 1
+        assert d["routes/count"] == 2 and d["topics/count"] == 2
     assert sub(c, by_node[n2][0], "zn/t") == {"code": 0}  # re-subscribe: still one each
     assert len(routes_of(c, "zn/t")) == 2
     assert unsub(c, by_node[n2][0], "zn/t") == {"code": 0}
@@ -324,8 +332,8 @@ def test_routes_one_per_node_in_a_two_node_cluster(make_app):
 def test_publish_to_a_topic_nobody_subscribes_is_dropped(c):
     before = metrics(c)
     assert pub(c, "zt/nobody", "hi", qos=1) == {"code": 0}
-    assert delta(before, metrics(c)) == {"messages/received": 1, "messages/qos1/received": 1,
-                                         "messages/dropped": 1}
+    # An API publish is not a message received (3.0.1 counts only devices' PUBLISH packets).
+    assert delta(before, metrics(c)) == {"messages/dropped": 1}
 
 
 def test_publish_fanout_plain_and_shared_group_exact_deltas(c, world):
@@ -344,7 +352,7 @@ def test_publish_fanout_plain_and_shared_group_exact_deltas(c, world):
     assert pub(c, topic, payload, qos=1) == {"code": 0}
 
     d = delta(m0, metrics(c))
-    assert d["messages/received"] == 1 and d["messages/qos1/received"] == 1
+    assert "messages/received" not in d and "messages/qos1/received" not in d
     assert d["messages/sent"] == 3
     assert d["messages/qos1/sent"] == 3
     assert d["packets/publish/sent"] == 3
@@ -437,7 +445,7 @@ def test_dollar_topics_are_not_matched_by_leading_wildcards(c, world):
     m0, c0 = metrics(c), session_counters(c, ids)
     assert pub(c, "$SYS/x", "v") == {"code": 0}
     d = delta(m0, metrics(c))
-    assert d == {"messages/received": 1, "messages/qos0/received": 1, "messages/dropped": 1}
+    assert d == {"messages/dropped": 1}
     assert session_counters(c, ids) == c0
 
     assert sub(c, sys_sub, "$SYS/#") == {"code": 0}
@@ -464,12 +472,11 @@ def test_delivery_qos_is_the_minimum_of_publish_and_subscription(c, world, pub_q
     assert pub(c, topic, payload, qos=pub_qos) == {"code": 0}
     d = delta(m0, metrics(c))
     eff = min(pub_qos, sub_qos)
-    assert d["messages/received"] == 1 and d[f"messages/qos{pub_qos}/received"] == 1
     assert d["messages/sent"] == 1 and d[f"messages/qos{eff}/sent"] == 1
     assert d["packets/publish/sent"] == 1
     for q in {0, 1, 2} - {eff}:
         assert f"messages/qos{q}/sent" not in d
-    for q in {0, 1, 2} - {pub_qos}:
+    for q in {0, 1, 2}:
         assert f"messages/qos{q}/received" not in d
     if eff < 2:  # a QoS 2 exchange also sends PUBREL; QoS 0/1 only the PUBLISH
         assert d["bytes/sent"] == publish_size(topic, payload, eff)
@@ -485,8 +492,8 @@ def test_offline_persistent_sessions_queue_instead_of_delivering(c, world):
     m0, c0 = metrics(c), session_counters(c, [offline])
     assert pub(c, topic, "x", qos=1) == {"code": 0}
     d = delta(m0, metrics(c))
-    # Queued for the session: not dropped, not sent yet.
-    assert d == {"messages/received": 1, "messages/qos1/received": 1}, d
+    # Queued for the session: not dropped, not sent yet (nor received: an API publish).
+    assert d == {}, d
     c1 = session_counters(c, [offline])[offline]
     assert c1["enqueue_msg"] == c0[offline]["enqueue_msg"] + 1
     assert c1["mqueue_len"] == c0[offline]["mqueue_len"] + 1
@@ -519,8 +526,7 @@ def test_offline_queue_is_bounded_by_max_mqueue(c, world):
     assert s1["enqueue_msg"] == s0["enqueue_msg"] + len(topics)
     assert s1["deliver_msg"] == s0["deliver_msg"]
     d = delta(m0, metrics(c))
-    assert d["messages/received"] == len(topics) and d["messages/qos1/received"] == len(topics)
-    assert "messages/sent" not in d
+    assert d == {"messages/dropped": 3}, d  # 3 found the queue full; none sent
 
 
 def test_publish_topics_key_and_comma_separated_names(c, world):
@@ -530,7 +536,7 @@ def test_publish_topics_key_and_comma_separated_names(c, world):
     m0, c0 = metrics(c), session_counters(c, [a, b])
     assert pub(c, "zp/1,zp/2,zp/3", "x", key="topics") == {"code": 0}
     d = delta(m0, metrics(c))
-    assert d["messages/received"] == 3 and d["messages/sent"] == 2
+    assert d["messages/sent"] == 2 and "messages/received" not in d
     assert d["messages/dropped"] == 1
     c1 = session_counters(c, [a, b])
     assert all(c1[x]["deliver_msg"] == c0[x]["deliver_msg"] + 1 for x in (a, b))
@@ -541,7 +547,7 @@ def test_publish_drops_names_with_wildcards(c, world):
     assert sub(c, cid, "zx/#") == {"code": 0}
     m0, d0 = metrics(c), session(c, cid)["deliver_msg"]
     assert pub(c, "zx/+,zx/ok,zx/#", "x") == {"code": 0}
-    assert delta(m0, metrics(c))["messages/received"] == 1
+    assert delta(m0, metrics(c))["messages/sent"] == 1  # zx/ok only
     assert session(c, cid)["deliver_msg"] == d0 + 1
 
     m1 = metrics(c)
