@@ -66,6 +66,11 @@ app.config.from_mapping(
     # creates none; the dashboard user admin/public works on the API too).
     APP_ID=os.environ.get("STANDIN_APP_ID") or None,
     APP_SECRET=os.environ.get("STANDIN_APP_SECRET") or None,
+    # Strict mode: every answer that EMQ X 3.0.1 gives differently (its crashes, its text
+    # bodies) is given as it gives it, on its two listeners (README, "Strict mode").
+    STRICT=os.environ.get("STANDIN_STRICT", "") == "1",
+    PORT=int(os.environ.get("PORT", "8080")),
+    DASHBOARD_PORT=int(os.environ.get("DASHBOARD_PORT", "18083")),
     # Host headers served (comma-separated names; unset: any), against DNS rebinding.
     ALLOWED_HOSTS=[h.strip().lower() for h in os.environ.get("STANDIN_ALLOWED_HOSTS", "").split(",")
                    if h.strip()],
@@ -190,6 +195,8 @@ STATS_KEYS = (
     ("retained/count", "retained_count"), ("retained/max", "retained_max"),
 )
 
+CATALOGUE_NAMES = frozenset(name for name, *_ in CATALOGUE)
+
 SUCCESS = 0
 UNKNOWN_ERROR = 102
 MISSING_PARAM = 107
@@ -203,14 +210,37 @@ BAD_TOPIC = 115
 # ---------------------------------------------------------------------------
 
 
-class ApiError(Exception):
-    """An answer in the broker's error envelope: {"code": N, "message": ...}."""
+# What EMQ X 3.0.1 answers instead of a clear error, in strict mode: (HTTP status, text).
+CRASH = (500, "Internal Error")  # cowboy's answer when a handler crashes
+NOT_JSON_TEXT = (400, "Bad Request")
+NOT_FOUND_TEXT = (404, "Not found.")
+SAME = "same"  # 3.0.1 answers this one as the default mode does
 
-    def __init__(self, code, message, status=200):
+
+class ApiError(Exception):
+    """An answer in the broker's error envelope: {"code": N, "message": ...}.
+
+    `strict` is what 3.0.1 answers instead (CRASH, a text answer, or SAME); by default the
+    codes 3.0.1 never sends for the situation decide it (STRICT_BY_CODE).
+    """
+
+    def __init__(self, code, message, status=200, strict=None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.strict = strict
+
+
+# Our clear codes where 3.0.1 crashes or answers text: missing and ill-typed parameters
+# crash its handlers; a body that is not JSON and a path it has no route for are text.
+STRICT_BY_CODE = {MISSING_PARAM: CRASH, BAD_PARAM: CRASH, NOT_JSON: NOT_JSON_TEXT,
+                  404: NOT_FOUND_TEXT}
+
+
+def text_answer(status, text):
+    """A text/plain answer, as cowboy sends them."""
+    return app.response_class(text, status=status, mimetype="text/plain")
 
 
 def dumps(value):
@@ -256,15 +286,35 @@ def not_found():
 
 @app.errorhandler(ApiError)
 def handle_api_error(e):
+    if app.config["STRICT"]:
+        strict = e.strict or STRICT_BY_CODE.get(e.code)
+        if isinstance(strict, ApiError):
+            e = strict
+        elif strict not in (None, SAME):
+            return text_answer(*strict)
     return error_response(e.code, e.message, e.status)
 
 
-HTTP_MESSAGES = {404: "not found", 405: "method not allowed", 413: "request body too large"}
+HTTP_MESSAGES = {400: "bad request", 404: "not found", 405: "method not allowed",
+                 413: "request body too large"}
 
 
 @app.errorhandler(HTTPException)
 def handle_http_error(e):
-    """Routing and protocol errors (404, 405, 413, ...) in the same envelope, headers kept."""
+    """Routing and protocol errors (404, 405, 413, ...) in the same envelope, headers kept.
+
+    Like minirest, the API has no method fallback: a known path with another method is a
+    404 (the stand-in's own /_standin paths answer 405, with Allow). A method other than GET
+    on the API root or /status is a 400.
+    """
+    if e.code == 405 and request.path.startswith("/api/v3"):
+        if request.path.rstrip("/") == "/api/v3":
+            return handle_api_error(ApiError(400, "bad request", 400, strict=NOT_JSON_TEXT))
+        return handle_api_error(not_found())
+    if e.code == 405 and request.path == "/status":
+        return handle_api_error(ApiError(400, "bad request", 400, strict=(400, "Not found.")))
+    if app.config["STRICT"] and e.code == 404:
+        return text_answer(*NOT_FOUND_TEXT)
     response = error_response(e.code, HTTP_MESSAGES.get(e.code, e.name.lower()), e.code)
     for name, value in e.get_response().headers.items():
         if name not in ("Content-Type", "Content-Length"):
@@ -747,15 +797,22 @@ def verify_password(username, password):
     # NULs, so "public\0" would otherwise pass for "public".
     if not username or not _printable(username) or not _printable(password):
         return None
+    # Strict mode, as 3.0.1: applications on the management listener, dashboard users on
+    # the dashboard's. The stand-in's controls take either.
+    kind = None if request.path.startswith("/_standin") else listener()
     db = get_db()
     row = db.execute("SELECT secret, status, expired FROM apps WHERE app_id = ?",
                      (username,)).fetchone()
-    if row is not None and hmac.compare_digest(row["secret"].encode(), password.encode()):
-        expired = json_value(row["expired"])
-        if json_value(row["status"]) is True and (
-                not isinstance(expired, (int, float)) or isinstance(expired, bool)
-                or expired >= time.time()):
+    secret_ok = row is not None and hmac.compare_digest(row["secret"].encode(), password.encode())
+    if kind != "dashboard" and secret_ok:
+        expired, status = json_value(row["expired"]), json_value(row["status"])
+        if not isinstance(status, bool):  # 3.0.1's check crashes on it
+            raise ApiError(401, "UNAUTHORIZED", 401, strict=CRASH)
+        if status and (not isinstance(expired, (int, float)) or isinstance(expired, bool)
+                       or expired >= time.time()):
             return {"app_id": username}
+    if kind == "management":
+        return None
     row = db.execute("SELECT password FROM users WHERE username = ?", (username,)).fetchone()
     if row is not None and password_ok(row["password"], password):
         return {"username": username}
@@ -764,7 +821,15 @@ def verify_password(username, password):
 
 @auth.error_handler
 def auth_error(status):
-    return error_response(status, "UNAUTHORIZED", status)
+    """401, with minirest's challenge (its spelling: `Realm`). Strict: its bare text body,
+    with no Content-Type at all."""
+    if app.config["STRICT"]:
+        response = app.response_class(b"UNAUTHORIZED", status=status)
+        del response.headers["Content-Type"]
+    else:
+        response = error_response(status, "UNAUTHORIZED", status)
+    response.headers["WWW-Authenticate"] = f'Basic Realm="{REALM}"'
+    return response
 
 
 _require_auth = auth.login_required(lambda: None)
@@ -822,14 +887,68 @@ def require_credentials():
     minirest answers an unknown /api/v3 path without credentials with 401, not 404.
     """
     path = request.path
-    if not path.startswith(PROTECTED_PREFIXES) or (request.method, path.rstrip("/")) in OPEN_PATHS:
+    if not path.startswith(PROTECTED_PREFIXES) or (
+            (request.method, path.rstrip("/")) in OPEN_PATHS and listener() != "management"):
         return None
-    scheme = request.headers.get("Authorization", "").split(" ", 1)[0]
+    header = request.headers.get("Authorization", "")
+    scheme = header.split(" ", 1)[0]
     # Flask-HTTPAuth's get_auth decodes "user:pass" after any scheme (a Bearer token that
     # happens to be base64 of one would log in): only Basic is taken.
     if scheme and scheme.lower() != "basic":
         return auth.auth_error_callback(401)
+    if app.config["STRICT"] and scheme and not _basic_pair(header):
+        return text_answer(*CRASH)  # 3.0.1 crashes on a Basic value it cannot split
     return _require_auth()
+
+
+def _basic_pair(header):
+    """Does a Basic header hold base64 of "user:password"?"""
+    try:
+        return b":" in base64.b64decode(header.split(" ", 1)[1], validate=True)
+    except (IndexError, ValueError):
+        return False
+
+
+# Strict mode: which routes each of 3.0.1's listeners serves. Production builds serve the
+# applications and the dashboard users only on the dashboard's listener, and 3.0.1 GA has
+# no clean_acl_cache route at all.
+DASHBOARD_ONLY = frozenset({"add_app", "del_app", "list_apps", "lookup_app", "update_app",
+                            "auth_user", "change_pwd", "create_user", "delete_user",
+                            "list_users", "update_user"})
+NOT_IN_GA = frozenset({"clean_acl_cache"})
+
+
+def listener():
+    """The 3.0.1 listener a request reached in strict mode ("management", on PORT, or
+    "dashboard", on DASHBOARD_PORT); None in the default mode, where one port is both."""
+    if not app.config["STRICT"]:
+        return None
+    sock = request.environ.get("gunicorn.socket")
+    port = sock.getsockname()[1] if sock else int(request.environ.get("SERVER_PORT") or 0)
+    return "dashboard" if port == app.config["DASHBOARD_PORT"] else "management"
+
+
+def served_here(name):
+    """Does this request's listener serve the catalogue route `name`?"""
+    kind = listener()
+    return kind is None or (name not in NOT_IN_GA and (kind == "dashboard"
+                                                       or name not in DASHBOARD_ONLY))
+
+
+@app.before_request
+def serve_this_listeners_routes():
+    """Strict mode: a route the listener does not serve answers as a path it has not."""
+    kind = listener()
+    if kind is None:
+        return
+    if kind == "dashboard" and request.path == "/status":
+        raise not_found()
+    if request.path.startswith("/api/v3"):
+        if request.endpoint in CATALOGUE_NAMES and not served_here(request.endpoint):
+            raise not_found()
+        raw = (request.environ.get("RAW_URI") or request.path).split("?", 1)[0]
+        if kind == "dashboard" and raw == "/api/v3":  # its prefix is "/api/v3/"
+            return text_answer(400, "Not found.")
 
 
 @app.before_request
@@ -973,6 +1092,9 @@ def paginated(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
+        if app.config["STRICT"] and any(
+                not isinstance(params().get(k, ""), str) for k in ("_page", "_limit")):
+            raise ApiError(BAD_PARAM, "'_page' and '_limit' must be strings")  # 3.0.1 crashes
         g.page = int_param("_page", 1, None)
         g.limit = int_param("_limit", app.config["MAX_ROW_LIMIT"], 1)
         return view(*args, **kwargs)
@@ -1106,7 +1228,10 @@ def node_row(name, running=True):
     if row is None:
         raise not_found()
     if running and row["node_status"] != "Running":
-        raise ApiError(UNKNOWN_ERROR, "nodedown")
+        # 3.0.1 answers nodedown on these, and crashes on its other node-scoped routes.
+        answers = request.endpoint in ("get_broker", "list_node_connections", "load_plugin",
+                                       "unload_plugin")
+        raise ApiError(UNKNOWN_ERROR, "nodedown", strict=SAME if answers else CRASH)
     return row
 
 
@@ -1267,8 +1392,10 @@ def app_json(row, with_secret=False):
 
 @app.get("/api/v3")
 def list_api():
-    """The route catalogue, as the document prints it."""
-    return ok([{"name": n, "method": m, "path": p, "descr": d} for n, m, p, d in CATALOGUE])
+    """The route catalogue, as the document prints it (in strict mode, the routes of the
+    listener asked)."""
+    return ok([{"name": n, "method": m, "path": p, "descr": d} for n, m, p, d in CATALOGUE
+               if served_here(n)])
 
 
 @app.get("/status")
@@ -1306,7 +1433,10 @@ def get_broker(node):
 def list_nodes():
     """A list of nodes in the cluster."""
     rows = get_db().execute("SELECT * FROM nodes ORDER BY position").fetchall()
-    # A stopped member shows only its name and status (what 3.0.1 tries to render).
+    # A stopped member shows only its name and status (what 3.0.1 tries to render; it
+    # crashes rendering it).
+    if app.config["STRICT"] and not all_nodes_running():
+        return text_answer(*CRASH)
     return ok([node_json(r) if r["node_status"] == "Running"
                else {"name": r["name"], "node_status": r["node_status"]} for r in rows])
 
@@ -2001,7 +2131,8 @@ def kickout_connection(clientid):
     with transaction() as db:
         conn = disconnect(db, clientid, "kicked")
         if not conn:
-            raise ApiError(CLIENT_NOT_FOUND, "not_found")  # 3.0.1 answers HTTP 500 here
+            # 3.0.1 crashes here (3.1 answers this code)
+            raise ApiError(CLIENT_NOT_FOUND, "not_found", strict=CRASH)
         bump(db, {(conn["node"], "packets/disconnect/sent"): 1})
     return ok()
 
@@ -2025,7 +2156,7 @@ def mqtt_publish():
     retain = bool_param("retain")
     client_id = string_param("client_id", required=False)
     if any(not t or len(t.encode()) > MAX_TOPIC_BYTES or "\0" in t for t in topics):
-        raise ApiError(BAD_TOPIC, "bad_topic")
+        raise ApiError(BAD_TOPIC, "bad_topic", strict=CRASH)  # 3.0.1's validation crashes
     names = [t for t in topics if valid_name(t)]  # names with wildcards are dropped
     if not names:
         raise ApiError(BAD_TOPIC, "bad_topic")
@@ -2043,14 +2174,22 @@ def mqtt_publish():
     return ok()
 
 
+def client_id_param():
+    """The client id of a subscribe or unsubscribe (3.0.1 looks up no session without one)."""
+    if params().get("client_id") is None:
+        raise ApiError(MISSING_PARAM, "missing mandatory params: ['client_id']",
+                       strict=ApiError(CLIENT_NOT_FOUND, "session_not_found"))
+    return string_param("client_id")
+
+
 @api("mqtt_subscribe")
 def mqtt_subscribe():
     """Subscribe a topic."""
-    client_id = string_param("client_id")
+    client_id = client_id_param()
     topics = topic_list()
     qos = qos_param()
     if not all(valid_filter(t) for t in topics):
-        raise ApiError(BAD_TOPIC, "bad_topic")
+        raise ApiError(BAD_TOPIC, "bad_topic", strict=CRASH)  # 3.0.1's validation crashes
     with transaction() as db:
         session = session_for(db, client_id)
         for topic in dict.fromkeys(topics):
@@ -2061,10 +2200,10 @@ def mqtt_subscribe():
 @api("mqtt_unsubscribe")
 def mqtt_unsubscribe():
     """Unsubscribe a topic."""
-    client_id = string_param("client_id")
+    client_id = client_id_param()
     topic = string_param("topic")  # 3.0 reads only `topic` here, and does not split it
     if not valid_filter(topic):
-        raise ApiError(BAD_TOPIC, "bad_topic")
+        raise ApiError(BAD_TOPIC, "bad_topic", strict=CRASH)  # 3.0.1's validation crashes
     with transaction() as db:
         session = session_for(db, client_id)
         db.execute("DELETE FROM subscriptions WHERE client_id = ? AND topic = ?",
@@ -2110,7 +2249,7 @@ BAD_AS = "value of 'as' must be one of: ['client_id', 'username', 'ip_address']"
 def _banned_key(who, kind):
     """Validate `as`, and put IP addresses in dotted form."""
     if kind not in BANNED_KINDS:
-        raise ApiError(BAD_PARAM, BAD_AS)
+        raise ApiError(BAD_PARAM, BAD_AS, strict=SAME)  # 3.0.1's own answer
     if not isinstance(who, str) or not who:
         raise ApiError(BAD_PARAM, "'who' must be a non-empty string")
     if kind == "ip_address":
@@ -2126,7 +2265,7 @@ def create_banned():
     """Create banned."""
     p = params()
     if p.get("who") is None or p.get("as") is None:
-        raise ApiError(MISSING_PARAM, "missing mandatory params: ['who', 'as']")
+        raise ApiError(MISSING_PARAM, "missing mandatory params: ['who', 'as']", strict=SAME)
     who = _banned_key(p["who"], p["as"])
     until = p.get("until")
     if until is not None:
@@ -2148,7 +2287,7 @@ def delete_banned(who):
     """Delete banned."""
     kind = params().get("as")
     if kind is None:
-        raise missing("as")
+        raise ApiError(MISSING_PARAM, "missing mandatory params: ['as']", strict=SAME)
     who = _banned_key(who, kind)
     with transaction() as db:
         db.execute("DELETE FROM banned WHERE who = ? AND kind = ?", (who, kind))
@@ -2300,6 +2439,12 @@ def _set_config(nodes, app_name):
     if not key:
         raise ApiError(BAD_PARAM, "'key' must not be empty")
     with transaction() as db:
+        # An application the node has: EMQ X itself, or one of its plugins.
+        if app_name != "emqx" and db.execute("SELECT 1 FROM plugins WHERE name = ? LIMIT 1",
+                                             (app_name,)).fetchone() is None:
+            raise not_found()
+        if app.config["STRICT"]:  # stock 3.0.1 whitelists no key: clique refuses, exit 1
+            raise ApiError(UNKNOWN_ERROR, 1)
         db.executemany(
             "INSERT INTO configs (node, app, key, value, datatpye) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (node, app, key) DO UPDATE SET value = excluded.value,"

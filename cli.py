@@ -174,16 +174,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
               help="Nodes of a new cluster. Env: STANDIN_NODES.")
 @click.option("--clients", type=click.IntRange(0), default=None,
               help="Clients per node of a new cluster. Env: STANDIN_CLIENTS.")
-def serve(host, port, workers, threads, db, seed, nodes, clients):
+@click.option("--strict", is_flag=True, default=None,
+              help="Answer exactly as EMQ X 3.0.1, on its two listeners (PORT for the"
+              " management API, DASHBOARD_PORT for the dashboard's). Env: STANDIN_STRICT=1.")
+@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=None,
+              help="Strict mode's dashboard listener (default 18083). Env: DASHBOARD_PORT.")
+def serve(host, port, workers, threads, db, seed, nodes, clients, strict, dashboard_port):
     """Serve the API with gunicorn and the project's gunicorn.conf.py (Ctrl-C stops it)."""
     given = {"STANDIN_HOST": host, "PORT": port, "WEB_CONCURRENCY": workers,
              "STANDIN_THREADS": threads, "STANDIN_DB": db and os.path.abspath(db),
-             "STANDIN_SEED": seed, "STANDIN_NODES": nodes, "STANDIN_CLIENTS": clients}
+             "STANDIN_SEED": seed, "STANDIN_NODES": nodes, "STANDIN_CLIENTS": clients,
+             "STANDIN_STRICT": "1" if strict else None, "DASHBOARD_PORT": dashboard_port}
     for name, value in given.items():
         if value is not None:  # read by gunicorn.conf.py, and by a seeding child process
             os.environ[name] = str(value)
     for key, value in (("DATABASE", given["STANDIN_DB"]), ("SEED", seed), ("NODES", nodes),
-                       ("CLIENTS", clients)):
+                       ("CLIENTS", clients), ("STRICT", strict), ("PORT", port),
+                       ("DASHBOARD_PORT", dashboard_port)):
         if value is not None:
             app.config[key] = value
     from gunicorn.app.wsgiapp import WSGIApplication

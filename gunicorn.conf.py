@@ -1,6 +1,7 @@
 """gunicorn settings for the stand-in (picked up from the working directory; flags win).
 
-STANDIN_HOST (default 127.0.0.1; 0.0.0.0 to serve other machines), PORT (default 8080),
+STANDIN_HOST (default 127.0.0.1; 0.0.0.0 to serve other machines), PORT (default 8080;
+with STANDIN_STRICT=1 also DASHBOARD_PORT, default 18083),
 WEB_CONCURRENCY (worker processes, default two per CPU, at most 8) and STANDIN_THREADS
 (threads per worker, default 8) come from the environment.
 """
@@ -11,7 +12,10 @@ import sys
 
 import server as standin_server
 
-bind = [f"{os.environ.get('STANDIN_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"]
+_host = os.environ.get("STANDIN_HOST", "127.0.0.1")
+bind = [f"{_host}:{os.environ.get('PORT', '8080')}"]
+if os.environ.get("STANDIN_STRICT") == "1":  # 3.0.1's two listeners: management, dashboard
+    bind.append(f"{_host}:{os.environ.get('DASHBOARD_PORT', '18083')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", str(min(2 * (os.cpu_count() or 1), 8))))
 # Threaded workers with keep-alive: a slow or idle client costs a thread (or nothing, while
 # it waits in the poller), never a whole worker. Each thread keeps its own SQLite connection.

@@ -342,10 +342,14 @@ def test_body_over_1mib_is_the_documented_413(client):
 
 
 def test_method_not_allowed_is_the_documented_405(client):
-    response = client.post("/api/v3/brokers", auth=AUTH)
+    response = client.post("/_standin/faults", auth=AUTH)
     assert response.status_code == 405
     check_component("MethodNotAllowed", response)
     assert "GET" in response.headers["Allow"]
+    # The API has no method fallback (minirest): another method is a 404, as documented.
+    response = client.post("/api/v3/brokers", auth=AUTH)
+    assert response.status_code == 404 and "Allow" not in response.headers
+    check_component("NotFound", response)
 
 
 # A few writes through their success and error branches (every 200 body in its schema).

@@ -70,10 +70,18 @@ def test_update_node_config_only_touches_that_node(c):
 
 
 def test_same_key_under_two_apps_are_two_items(c):
-    assert put(c, "/configs/app_a", {"key": "k", "value": "1"}) == {"code": 0}
-    assert put(c, "/configs/app_b", {"key": "k", "value": "2"}) == {"code": 0}
+    assert put(c, "/configs/emqx", {"key": "k", "value": "1"}) == {"code": 0}
+    assert put(c, "/configs/emqx_retainer", {"key": "k", "value": "2"}) == {"code": 0}
     got = {(i["app"], i["value"]) for i in node_configs(c) if i["key"] == "k"}
-    assert got == {("app_a", "1"), ("app_b", "2")}
+    assert got == {("emqx", "1"), ("emqx_retainer", "2")}
+
+
+def test_an_application_the_node_does_not_have_is_404_and_stores_nothing(c):
+    before = node_configs(c)
+    for path in ("/configs/no_such_app", f"/nodes/{NODE}/configs/no_such_app"):
+        r = c.put(f"/api/v3{path}", json={"key": "k", "value": "1"}, auth=("admin", "public"))
+        assert r.status_code == 404 and r.get_json() == {"code": 404, "message": "not found"}
+    assert node_configs(c) == before
 
 
 @pytest.mark.parametrize("body,code,name", [
