@@ -236,7 +236,10 @@
   function loadDevices() {
     try { return JSON.parse(sessionStorage.getItem(DEVICES_KEY)) || []; } catch (e) { return []; }
   }
-  function saveDevices() { sessionStorage.setItem(DEVICES_KEY, JSON.stringify(devices)); }
+  function saveDevices() {
+    if (devices.length) sessionStorage.setItem(DEVICES_KEY, JSON.stringify(devices));
+    else sessionStorage.removeItem(DEVICES_KEY);
+  }
 
   function nodePath(name) { return "/nodes/" + enc(name); }
   function runningNodes() { return nodes.filter(function (n) { return n.node_status === "Running"; }); }
@@ -501,7 +504,7 @@
 
   function setFilter(name) {
     filter = name;
-    sessionStorage.setItem(FILTER_KEY, name);
+    if (name) sessionStorage.setItem(FILTER_KEY, name); else sessionStorage.removeItem(FILTER_KEY);
     $("node-filter").value = name;
     Object.keys(tables).forEach(function (k) { tables[k].page = 1; tables[k].shown = null; });
     alarmsShown = null;
@@ -635,9 +638,12 @@
       });
       seen[item.node] = true;
       var prev = counters[item.node];
+      // A sample right after the last one (an action asks at once) would divide a burst by
+      // a tiny interval: it waits for the next one instead.
+      if (prev && t - prev.t < refreshSeconds * 500) return;
       counters[item.node] = { t: t, values: values };
       if (!prev) return;
-      var dt = Math.max((t - prev.t) / 1000, 0.001);
+      var dt = (t - prev.t) / 1000;
       var r = {};
       Object.keys(values).forEach(function (k) {
         r[k] = Math.max(0, values[k] - prev.values[k]) / dt; // a reset counter is not a negative rate
@@ -646,7 +652,7 @@
     });
     // A node that left the answer (stopped) starts from a new baseline when it comes back.
     Object.keys(counters).forEach(function (n) { if (!seen[n]) delete counters[n]; });
-    if (Object.keys(entry.rates).length || history.length) {
+    if (Object.keys(entry.rates).length) {
       history.push(entry);
       if (history.length > HISTORY) history.shift();
     }
@@ -693,8 +699,10 @@
     var H = Math.max(140, Math.round(svg.getBoundingClientRect().height || 190));
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     var L = 58, R = 14, T = 12, B = 26;
-    var windowMs = HISTORY * refreshSeconds * 1000;
+    // The time axis spans what there is (at least 10 samples), up to HISTORY samples.
     var tEnd = pts.length ? pts[pts.length - 1].t : Date.now();
+    var windowMs = Math.min(HISTORY * refreshSeconds * 1000,
+                            Math.max(10 * refreshSeconds * 1000, pts.length ? tEnd - pts[0].t : 0));
     var tStart = tEnd - windowMs;
     var visible = pts.filter(function (p) { return p.t >= tStart; });
     var maxV = visible.reduce(function (m, p) {
@@ -712,7 +720,7 @@
     }
     // Time axis: clock times at a round step at least ~90 px apart.
     var plotW = W - L - R;
-    var tStep = [5, 10, 15, 30, 60, 120, 300, 600, 1800].map(function (s) { return s * 1000; })
+    var tStep = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800].map(function (s) { return s * 1000; })
       .filter(function (s) { return s / windowMs * plotW >= 90; })[0] || 3600000;
     for (var tt = Math.ceil(tStart / tStep) * tStep; tt <= tEnd; tt += tStep) {
       var d = new Date(tt);
@@ -721,10 +729,11 @@
       out.push(svgEl("line", { x1: x(tt), x2: x(tt), y1: H - B, y2: H - B + 5, "class": "axis-line" }));
       out.push(svgEl("text", { x: x(tt), y: H - 6, "class": "axis", "text-anchor": "middle" }, label));
     }
-    if (visible.length < 2) {
+    var stoppedNode = filter && nodes.some(function (n) { return n.name === filter && n.node_status !== "Running"; });
+    if (stoppedNode || visible.length < 2) {
+      var since = stoppedNode && nodeMemory[filter] && nodeMemory[filter].since;
       out.push(svgEl("text", { x: L + plotW / 2, y: T + (H - T - B) / 2, "class": "chart-note", "text-anchor": "middle" },
-        filter && !visible.length && nodes.some(function (n) { return n.name === filter && n.node_status !== "Running"; })
-          ? filter + " is stopped: no metrics"
+        stoppedNode ? filter + " is stopped" + (since ? " since " + clock(since) : "") + ": no metrics"
           : visible.length ? "collecting…" : "waiting for a second sample…"));
     }
     // One polyline per series and unbroken stretch (an outage leaves a gap).
@@ -1300,7 +1309,8 @@
           return el("li", { "data-testid": "device", "data-client": d.client_id }, [
             el("span", { className: "device-info" }, [
               el("code", { text: d.client_id }),
-              el("small", { className: "muted", text: (d.node || "") + " · " + d.at + (d.subs ? " · " + d.subs : "") })]),
+              el("small", { className: "muted" }, [el("span", { className: "nowrap", text: d.node || "" }), " · ",
+                el("span", { className: "nowrap", text: d.at }), d.subs ? " · " + d.subs : null])]),
             b]);
         }));
       }
@@ -1558,8 +1568,11 @@
   function signOut(message) {
     generation++;
     clearTimeout(timer);
-    sessionStorage.removeItem(STORE_KEY);
-    sessionStorage.removeItem(USER_KEY);
+    // Everything this tab kept goes: credentials, node filter, devices connected from here.
+    [STORE_KEY, USER_KEY, FILTER_KEY, DEVICES_KEY].forEach(function (k) { sessionStorage.removeItem(k); });
+    filter = "";
+    devices = [];
+    CONTROL_CARDS.device.update();
     history = [];
     counters = {};
     SOURCES.forEach(function (s) { s.done = false; });
