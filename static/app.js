@@ -727,7 +727,9 @@
       var label = tStep >= 60000 ? d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" })
                                  : clock(d);
       out.push(svgEl("line", { x1: x(tt), x2: x(tt), y1: H - B, y2: H - B + 5, "class": "axis-line" }));
-      out.push(svgEl("text", { x: x(tt), y: H - 6, "class": "axis", "text-anchor": "middle" }, label));
+      // A label too close to an edge is anchored inside the chart instead of cut off.
+      var anchor = x(tt) + 30 > W ? "end" : x(tt) - 30 < 0 ? "start" : "middle";
+      out.push(svgEl("text", { x: anchor === "end" ? W - 1 : x(tt), y: H - 6, "class": "axis", "text-anchor": anchor }, label));
     }
     var stoppedNode = filter && nodes.some(function (n) { return n.name === filter && n.node_status !== "Running"; });
     if (stoppedNode || visible.length < 2) {
@@ -1485,7 +1487,7 @@
   function runSource(s, gen, force) {
     if (s.busy) { s.again = s.again || !!force; return s.busy; }
     if (s.once && s.done) return Promise.resolve();
-    if (!force && s.skip && s.skip()) return Promise.resolve();
+    if (s.skip && s.skip()) return Promise.resolve(); // paused by the presenter
     s.startedAt = Date.now();
     s.again = false;
     var f = filter;

@@ -590,10 +590,15 @@ def test_journal_filters_detail_pause_and_clear(page, server):
     page.check("#journal-pause")
     shown = journal.count()
     api(server, "POST", "/mqtt/publish", {"topic": "ui/journal/paused", "payload": "x"})
+    toggle = page.locator(
+        f"[data-testid=plugin-toggle][data-plugin=emqx_recon][data-node='{NODE}']")
+    for state in ("false", "true"):  # two actions, each refreshing at once
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-checked", state)
     wait_refreshes(page, 2)
     assert journal.count() == shown
     page.uncheck("#journal-pause")
-    expect(journal).to_have_count(shown + 1)
+    expect(journal).to_have_count(shown + 3)  # the publish and the two plugin actions
 
     page.click("#journal-clear")
     confirm(page)
@@ -707,7 +712,7 @@ def test_layouts_charts_and_screenshots(page, server, tmp_path):
         page.fill("#device-subs", "home/+/temperature 1")
         page.click("#device-connect")
         expect(page.locator("#device-list [data-testid=device]")).to_have_count(1)
-        time.sleep(6)
+        time.sleep(4)
         wait_refreshes(page, 1)
         page.locator(f"{JOURNAL_ROW}[data-route=mqtt_publish]").first.click()
         expect(page.locator("[data-testid=journal-request-body]")).to_contain_text("hello")
@@ -739,27 +744,27 @@ def test_layouts_charts_and_screenshots(page, server, tmp_path):
         # 1400 px: every table fits its panel; the page does not scroll sideways.
         assert overflowing_tables(page) == []
         assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
+        for close in page.locator(".toast-close").all():  # toasts float over a whole-page picture
+            close.click()
         page.evaluate("window.scrollTo(0, 0)")  # the sticky bar at the top of the picture
         wait_refreshes(page, 1)
         light = shot_path("overview.png", tmp_path)
         page.screenshot(path=str(light), full_page=True)
 
         page.click("#theme-toggle")
-        wait_refreshes(page, 1)
         dark = shot_path("overview-dark.png", tmp_path)
         page.screenshot(path=str(dark), full_page=True)
         page.click("#theme-toggle")
 
         # 390 px: one column, nothing sideways, node names whole.
         page.set_viewport_size(PHONE)
-        wait_refreshes(page, 1)
+        page.wait_for_timeout(300)  # the charts redraw for the new width
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         assert broken_node_names(page) == []
         assert overflowing_tables(page) == []
         page.evaluate("window.scrollTo(0, 0)")
         phone = shot_path("overview-phone.png", tmp_path)
         page.screenshot(path=str(phone))
-        page.locator("#control-room").scroll_into_view_if_needed()
         page.evaluate("document.getElementById('control-room').scrollIntoView()")
         phone_control = shot_path("overview-phone-control.png", tmp_path)
         page.screenshot(path=str(phone_control))
