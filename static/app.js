@@ -1169,6 +1169,8 @@
   function confirmDialog(opts) {
     var dlg = $("confirm-dialog");
     $("confirm-title").textContent = opts.title;
+    $("confirm-subject").textContent = opts.subject || "";
+    $("confirm-subject").hidden = !opts.subject;
     $("confirm-message").textContent = opts.message;
     $("confirm-request").querySelector("code").textContent = opts.request || "";
     $("confirm-request").hidden = !opts.request;
@@ -1225,7 +1227,7 @@
   function kickout(clientId, button) {
     return act({ button: button, method: "DELETE", path: API + "/connections/" + enc(clientId),
                  what: "Kicked out " + clientId, failed: "Kickout of " + clientId + " failed",
-                 confirm: { title: "Kick out " + clientId + "?",
+                 confirm: { title: "Kick out this connection?", subject: clientId,
                             message: "The broker closes this connection. A clean session ends with it, with its subscriptions and routes; a persistent one stays and queues messages.",
                             ok: "Kick out" } });
   }
@@ -1248,7 +1250,7 @@
   function clearAlarm(node, alarm, button) {
     return act({ button: button, method: "DELETE", path: STANDIN + "/alarms/" + enc(alarm.id) + "?node=" + enc(node),
                  what: "Cleared alarm " + alarm.id, failed: "Clearing " + alarm.id + " failed",
-                 confirm: { title: "Clear alarm " + alarm.id + "?",
+                 confirm: { title: "Clear this alarm?", subject: alarm.id,
                             message: "The alarm on " + node + " (" + alarm.severity + ", raised " + text(alarm.timestamp) + ") is removed.",
                             ok: "Clear alarm" } });
   }
@@ -1298,7 +1300,7 @@
           b.addEventListener("click", function () {
             act({ button: b, method: "DELETE", path: STANDIN + "/clients/" + enc(d.client_id),
                   what: "Disconnected " + d.client_id, failed: "Disconnecting " + d.client_id + " failed",
-                  confirm: { title: "Disconnect " + d.client_id + "?",
+                  confirm: { title: "Disconnect this device?", subject: d.client_id,
                              message: "The device leaves on its own: a clean session ends with its subscriptions, a persistent one stays.",
                              ok: "Disconnect" },
                   done: forget, failedDone: function (e) { if (e instanceof ApiError && e.code === 112) forget(); } });

@@ -421,7 +421,7 @@ def test_kick_out_asks_first_and_lands_in_the_journal(page, server):
     kick = page.locator(f"#conn-table tr[data-key='{victim}'] [data-testid=conn-kick]")
 
     kick.click()
-    expect(page.locator("#confirm-title")).to_contain_text(victim)
+    expect(page.locator("#confirm-subject")).to_have_text(victim)
     confirm(page, ok=False)  # cancelled: nothing happens
     wait_refreshes(page, 1)
     assert len(api(server, "GET", f"/connections/{quote(victim, safe='')}")["data"]) == 1
@@ -469,7 +469,7 @@ def test_simulated_device_connects_and_disconnects(page, server):
     expect(rows(page, "conn")).to_have_count(1)
 
     device.locator("[data-testid=device-disconnect]").click()
-    expect(page.locator("#confirm-title")).to_contain_text("ui-device-1")
+    expect(page.locator("#confirm-subject")).to_have_text("ui-device-1")
     confirm(page)
     expect(device).to_have_count(0)
     assert api(server, "GET", "/connections/ui-device-1")["data"] == []
@@ -514,7 +514,7 @@ def test_alarms_raise_and_clear(page, server):
     assert all(a["id"] != "ui_disk_full" for a in api(server, "GET", f"/alarms/{NODE}")["data"])
 
     item.locator("[data-testid=alarm-clear]").click()
-    expect(page.locator("#confirm-title")).to_contain_text("ui_disk_full")
+    expect(page.locator("#confirm-subject")).to_have_text("ui_disk_full")
     confirm(page)
     expect(item).to_have_count(0)
     assert all(a["id"] != "ui_disk_full" for a in api(server, "GET", f"/alarms/{NODE2}")["data"])
