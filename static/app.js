@@ -127,9 +127,10 @@
     if (choice) document.documentElement.dataset.theme = choice;
     var dark = theme() === "dark";
     var button = $("theme-toggle");
+    document.documentElement.dataset.themeNow = dark ? "dark" : "light";
     button.textContent = dark ? "☀ Light" : "☾ Dark";
-    button.setAttribute("aria-pressed", String(dark));
-    button.title = "Switch to the " + (dark ? "light" : "dark") + " theme (follows the system until chosen)";
+    button.setAttribute("aria-label", "Switch to the " + (dark ? "light" : "dark") + " theme");
+    button.title = "Switch to the " + (dark ? "light" : "dark") + " theme (the page follows the system until one is chosen)";
   }
 
   $("theme-toggle").addEventListener("click", function () {
@@ -922,16 +923,18 @@
   }
 
   var tables = {
+    // wrap: the columns that may break a long value over lines (the others never do).
     conn: {
-      what: "connections", key: "client_id", nodeScoped: true, path: "connections",
+      what: "connections", key: "client_id", nodeScoped: true, path: "connections", wrap: [1, 2],
       row: function (c) {
-        return [c.client_id, text(c.username), c.ipaddress + ":" + c.port, c.node,
+        var ip = String(c.ipaddress).indexOf(":") >= 0 ? "[" + c.ipaddress + "]" : c.ipaddress; // IPv6
+        return [c.client_id, text(c.username), ip + ":" + c.port, c.node,
           c.proto_name + " v" + c.proto_ver, c.keepalive + " s", c.clean_start ? "yes" : "no",
           c.connected_at, kickButton(c)];
       }
     },
     sess: {
-      what: "sessions", key: "client_id", nodeScoped: true, path: "sessions",
+      what: "sessions", key: "client_id", nodeScoped: true, path: "sessions", wrap: [1],
       row: function (s) {
         return [s.client_id, text(s.username), s.node, s.clean_start ? "yes" : "no",
           s.expiry_interval + " s", fmtInt(s.subscriptions_count),
@@ -940,11 +943,11 @@
       }
     },
     sub: {
-      what: "subscriptions", key: "client_id", nodeScoped: true, path: "subscriptions",
+      what: "subscriptions", key: "client_id", nodeScoped: true, path: "subscriptions", wrap: [1],
       row: function (s) { return [s.client_id, s.topic, String(s.qos), s.node]; }
     },
     route: {
-      what: "routes", key: "topic", nodeScoped: false, path: "routes",
+      what: "routes", key: "topic", nodeScoped: false, path: "routes", wrap: [],
       row: function (r) { return [r.topic, r.node]; }
     }
   };
@@ -992,7 +995,8 @@
       body.replaceChildren.apply(body, rows.map(function (r) {
         var tr = el("tr", { "data-testid": t.name + "-row", "data-key": r[t.key] });
         t.row(r).forEach(function (v, i) {
-          var cell = el("td", { className: i === 0 ? "key" : (typeof v === "object" ? "actions" : null),
+          var cell = el("td", { className: i === 0 ? "key" : typeof v === "object" ? "actions"
+                                  : t.wrap.indexOf(i) >= 0 ? "wrap" : null,
                                 "data-label": heads[i] });
           cell.appendChild(typeof v === "object" ? v : document.createTextNode(String(v)));
           tr.appendChild(cell);

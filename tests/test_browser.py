@@ -646,10 +646,12 @@ def test_theme_follows_the_system_and_toggles(browser, server):
             return (r + g + b) / 3
 
         assert luminance() < 60, background()  # the system says dark
-        expect(page.locator("#theme-toggle")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("html")).to_have_attribute("data-theme-now", "dark")
+        expect(page.locator("#theme-toggle")).to_have_accessible_name("Switch to the light theme")
         page.click("#theme-toggle")
         assert luminance() > 200, background()
-        expect(page.locator("#theme-toggle")).to_have_attribute("aria-pressed", "false")
+        expect(page.locator("html")).to_have_attribute("data-theme-now", "light")
+        expect(page.locator("#theme-toggle")).to_have_accessible_name("Switch to the dark theme")
         page.reload()  # the choice is remembered
         expect(page.locator("#app-view")).to_be_visible()
         assert luminance() > 200, background()
@@ -680,7 +682,13 @@ def broken_node_names(page):
         .map(e => e.textContent)""")
 
 
+LONG_ID = "building-7/floor-3/room-312/hvac-controller-0042-with-a-rather-long-client-id"
+
+
 def test_layouts_charts_and_screenshots(page, server, tmp_path):
+    control(server, "POST", "/clients", {
+        "client_id": LONG_ID, "username": "provisioning-service-account-for-the-east-wing",
+        "ipaddress": "2001:db8:85a3:1234:5678:8a2e:370:7334"})
     log_in(page, server, refresh=1)
     expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
     control(server, "POST", "/alarms", {
@@ -741,13 +749,21 @@ def test_layouts_charts_and_screenshots(page, server, tmp_path):
         page.mouse.move(0, 0)
         expect(tip).to_be_hidden()
 
-        # 1400 px: every table fits its panel; the page does not scroll sideways.
+        # 1400 px: every table fits its panel, a long id or address included; the page does
+        # not scroll sideways.
         assert overflowing_tables(page) == []
+        page.fill("#conn-search", LONG_ID)
+        page.fill("#sess-search", LONG_ID)
+        expect(rows(page, "conn")).to_have_count(1)
+        expect(rows(page, "sess")).to_have_count(1)
+        assert overflowing_tables(page) == []
+        page.fill("#conn-search", "")
+        page.fill("#sess-search", "")
+        expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
         assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
         for close in page.locator(".toast-close").all():  # toasts float over a whole-page picture
             close.click()
         page.evaluate("window.scrollTo(0, 0)")  # the sticky bar at the top of the picture
-        wait_refreshes(page, 1)
         light = shot_path("overview.png", tmp_path)
         page.screenshot(path=str(light), full_page=True)
 
@@ -772,6 +788,7 @@ def test_layouts_charts_and_screenshots(page, server, tmp_path):
         stop.set()
         publisher.join(timeout=15)
         control(server, "DELETE", "/alarms/high_system_memory_usage")
+        api(server, "DELETE", "/connections/" + quote(LONG_ID, safe=""))
     for shot in (light, dark, phone, phone_control):
         assert shot.stat().st_size > 20_000, shot
 
@@ -789,7 +806,7 @@ def test_stopped_node_and_lost_server(browser, tmp_path):
     try:
         page = ctx.new_page()
         watch = Watch(page, live.url)
-        log_in(page, live.url, refresh=1)
+        log_in(page, live.url)
         expect(card(page, NODE2).locator("[data-testid=node-status]")).to_have_text("Running")
 
         # The node stops behind the page's back: shown as stopped, with when, never undefined.
