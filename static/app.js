@@ -533,10 +533,10 @@
 
   function renderTotalsNodes() {
     var run = runningNodes().length;
-    $("total-nodes").textContent = filter
+    $("total-nodes").textContent = !nodes.length ? "–" : filter
       ? (nodes.some(function (n) { return n.name === filter && n.node_status === "Running"; }) ? "yes" : "no")
       : run + " / " + nodes.length;
-    $("total-nodes").parentNode.classList.toggle("warn", run < nodes.length);
+    $("total-nodes").parentNode.classList.toggle("warn", nodes.length > 0 && run < nodes.length);
   }
 
   function renderTotals() {
@@ -1502,6 +1502,8 @@
       s.done = true;
       s.lastGood = new Date();
       setProblem(s.panel, s.name, null);
+      // The bar says when the page last heard back; a panel still waiting says so itself.
+      if (online.ok) $("refresh-status").textContent = "updated " + clock(s.lastGood);
     }, function (e) {
       if (gen !== generation) return;
       if (e instanceof AuthError) { signOut(e.message); return; }
@@ -1532,12 +1534,7 @@
     var round = SOURCES.map(function (s) { return runSource(s, gen, false); });
     Promise.all(round).then(function () {
       if (gen !== generation) return;
-      if (online.ok) {
-        $("refresh-status").textContent = "updated " + clock();
-        $("refresh-status").title = "The page reads the API every " + refreshSeconds + " s";
-      } else {
-        renderOnline();
-      }
+      if (!online.ok) renderOnline();
       document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
     });
     timer = setTimeout(tick, refreshSeconds * 1000);
@@ -1569,6 +1566,7 @@
     ["session-bar", "live-pill", "refresh-status", "node-filter-wrap", "section-nav"].forEach(function (id) { $(id).hidden = false; });
     $("signed-in-as").textContent = sessionStorage.getItem(USER_KEY) || "";
     renderOnline();
+    $("refresh-status").title = "The page reads the API every " + refreshSeconds + " s";
     setFilter(filter);
     tick();
   }

@@ -14,7 +14,8 @@ its static files), the page's own polling marked X-Standin-Overview: 1 and its w
 
 The module also takes the screenshots under docs/ (overview.png at 1400x900, light, whole page;
 overview-dark.png the same in the dark theme; overview-phone.png and overview-phone-control.png
-at 390x844; overview-offline.png, a stopped node and a lost server) when UPDATE_SCREENSHOT=1 is
+at 390x844; overview-fault.png, a fault on one route reported beside its panel;
+overview-offline.png, a stopped node and a lost server) when UPDATE_SCREENSHOT=1 is
 set, otherwise into the test's temporary folder (so a plain run leaves the working tree as it
 was).
 
@@ -520,7 +521,7 @@ def test_alarms_raise_and_clear(page, server):
     assert all(a["id"] != "ui_disk_full" for a in api(server, "GET", f"/alarms/{NODE2}")["data"])
 
 
-def test_a_fault_on_one_route_is_reported_beside_its_panel(page, server):
+def test_a_fault_on_one_route_is_reported_beside_its_panel(page, server, tmp_path):
     log_in(page, server)
     expect(page.locator("#fault-route option[value=list_all_alarms]")).to_have_count(1)
     page.select_option("#fault-route", "list_all_alarms")
@@ -546,6 +547,8 @@ def test_a_fault_on_one_route_is_reported_beside_its_panel(page, server):
             expect(panel(page, other).locator("[data-testid=panel-error]")).to_be_hidden()
             expect(panel(page, other).locator("[data-testid=fault-chip]")).to_be_hidden()
         expect(page.locator("#offline-banner")).to_be_hidden()
+        page.evaluate("document.querySelector('[data-panel=alarms]').scrollIntoView()")
+        page.screenshot(path=str(shot_path("overview-fault.png", tmp_path)))
     finally:
         page.click("#fault-clear")
     expect(page.locator("#fault-active")).to_have_text("No fault injected.")
