@@ -1,10 +1,23 @@
-"""The pages in a real browser: the live overview (/) and the API explorer (/_standin/docs).
+"""The pages in a real browser: the live overview and control room (/) and the API explorer
+(/_standin/docs).
 
 Playwright drives Debian's Chromium (/usr/bin/chromium, never a downloaded browser) against a
-real gunicorn (2 workers, a new database, STANDIN_CLIENTS=30) on a free localhost port.
-The module also takes the screenshot the README shows: into docs/overview.png when
-UPDATE_SCREENSHOT=1 is set, otherwise into the test's temporary folder (so a plain run leaves
-the working tree as it was).
+real gunicorn (2 workers, a new database, two nodes of STANDIN_CLIENTS=15) on a free localhost
+port. Every control-room action is driven through the page and its effect checked through the
+API with plain HTTP requests. One test stops a node and kills a server of its own under the
+open page, then starts it again.
+
+Every page the tests open is watched: no JavaScript error, nothing fetched from the internet,
+no protected route without credentials, only public paths (/api/v3, /_standin, the page and
+its static files), the page's own polling marked X-Standin-Overview: 1 and its writes
+(the actions) unmarked, with Content-Type: application/json.
+
+The module also takes the screenshots under docs/ (overview.png at 1400x900, light, whole page;
+overview-dark.png the same in the dark theme; overview-phone.png and overview-phone-control.png
+at 390x844; overview-fault.png, a fault on one route reported beside its panel;
+overview-offline.png, a stopped node and a lost server) when UPDATE_SCREENSHOT=1 is
+set, otherwise into the test's temporary folder (so a plain run leaves the working tree as it
+was).
 
 Without playwright or /usr/bin/chromium the module is skipped, unless CI is set: there the
 missing pieces fail every test, so a green CI run proves the pages work.
@@ -13,9 +26,11 @@ Install: `apt-get install -y chromium` and `pip install playwright` (not `playwr
 
 import json
 import os
+import re
 import threading
 import time
 from urllib.parse import quote
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -31,13 +46,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 AUTH = ("admin", "public")
-CLIENTS = 30
-PAGE_SIZE = 20  # the overview's page size
+NODES = 2
+CLIENTS = 15  # per node
+PAGE_SIZE = 10  # the overview's default page size, as in the EMQ X dashboard
 NODE = "emqx@127.0.0.1"
-SCREENSHOT = ROOT / "docs" / "overview.png"
-VIEWPORT = {"width": 1440, "height": 900}
+NODE2 = "emqx@127.0.0.2"
+DOCS = ROOT / "docs"
+VIEWPORT = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
 START_TIMEOUT = 20
 UI_TIMEOUT = 10_000  # ms, for anything the page has to fetch and draw
+JOURNAL_ROW = "#journal-table [data-testid=journal-row]"
+UPDATE = os.environ.get("UPDATE_SCREENSHOT") == "1"
 
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -59,19 +79,32 @@ if MISSING and not IN_CI:
 # ---------------------------------------------------------------------------
 
 
+def live_server(db, **kwargs):
+    return LiveServer(db, workers=2, clients=CLIENTS, env={"STANDIN_NODES": str(NODES)},
+                      args=["--config", str(ROOT / "gunicorn.conf.py"), "--access-logfile", "-"],
+                      ready_path="/api/v3/brokers/", ready_auth=AUTH,  # seeds the db
+                      start_timeout=START_TIMEOUT, stop_timeout=15, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    with LiveServer(tmp / "standin.db", workers=2, clients=CLIENTS,
-                    args=["--config", str(ROOT / "gunicorn.conf.py"), "--access-logfile", "-"],
-                    ready_path="/api/v3/brokers/", ready_auth=AUTH,  # seeds the db
-                    start_timeout=START_TIMEOUT, stop_timeout=15) as live:
+    with live_server(tmp_path_factory.mktemp("browser") / "standin.db") as live:
         yield live.url
 
 
 def api(base, method, path, body=None):
     """An /api/v3 call answered HTTP 200 with code 0; the parsed body."""
     return send(base, method, "/api/v3" + path, body)
+
+
+def control(base, method, path, body=None):
+    """A /_standin control answered HTTP 200 with code 0; the parsed body."""
+    return send(base, method, "/_standin" + path, body)
+
+
+def shot_path(name, tmp_path):
+    """Where a screenshot goes: docs/ with UPDATE_SCREENSHOT=1, else the test's folder."""
+    return DOCS / name if UPDATE else tmp_path / name
 
 
 # ---------------------------------------------------------------------------
@@ -90,8 +123,12 @@ def browser():
         chromium.close()
 
 
+PROTECTED = ("/api/v3", "/_standin")
+PUBLIC_PREFIXES = (*PROTECTED, "/static/")
+
+
 class Watch:
-    """What a page asked for: every request, page errors, and offending requests."""
+    """What a page asked for: every request with its headers, and page errors."""
 
     def __init__(self, page, base):
         self.base = base
@@ -101,7 +138,12 @@ class Watch:
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
     def _request(self, request):
-        self.requests.append((request.method, request.url, request.headers.get("authorization")))
+        self.requests.append((request.method, request.url, dict(request.headers)))
+
+    def ours(self):
+        """(method, path, headers) of the requests to this server."""
+        return [(m, urlsplit(u).path, h) for m, u, h in self.requests
+                if u.startswith(self.base + "/")]
 
     def external(self):
         """Requests that left this server (the pages must work without the internet)."""
@@ -110,16 +152,35 @@ class Watch:
 
     def without_credentials(self):
         """Protected routes reached without an Authorization header (would pop a dialog)."""
-        out = []
-        for method, url, authorization in self.requests:
-            path = url[len(self.base):].split("?")[0]
-            if not path.startswith(("/api/v3", "/_standin")):
-                continue
-            if (method, path.rstrip("/")) == ("POST", "/api/v3/auth"):
-                continue
-            if not authorization:
-                out.append((method, url))
-        return out
+        return [(m, p) for m, p, h in self.ours()
+                if p.startswith(PROTECTED) and (m, p.rstrip("/")) != ("POST", "/api/v3/auth")
+                and not h.get("authorization")]
+
+    def private(self):
+        """Paths that are neither the page, its files, the API nor the controls."""
+        return [(m, p) for m, p, _ in self.ours()
+                if p not in ("/", "/dashboard") and not p.startswith(PUBLIC_PREFIXES)]
+
+    def polls(self):
+        return [(m, p, h) for m, p, h in self.ours() if m == "GET" and p.startswith(PROTECTED)]
+
+    def writes(self):
+        """The actions: every write but the sign-in."""
+        return [(m, p, h) for m, p, h in self.ours()
+                if m != "GET" and p.startswith(PROTECTED) and p.rstrip("/") != "/api/v3/auth"]
+
+    def check(self):
+        assert self.errors == [], f"JavaScript errors: {self.errors}"
+        assert self.external() == [], "the overview must not need the internet"
+        assert self.without_credentials() == [], "a protected route was hit without credentials"
+        assert self.private() == [], "the page may only use the public API and the controls"
+        unmarked = [(m, p) for m, p, h in self.polls() if h.get("x-standin-overview") != "1"]
+        assert unmarked == [], "the overview's polling must be marked X-Standin-Overview: 1"
+        marked = [(m, p) for m, p, h in self.writes() if "x-standin-overview" in h]
+        assert marked == [], "actions are real requests: they must not be marked"
+        not_json = [(m, p) for m, p, h in self.writes()
+                    if h.get("content-type") != "application/json"]
+        assert not_json == [], "writes must send Content-Type: application/json"
 
 
 @pytest.fixture
@@ -135,9 +196,7 @@ def page(context, server):
     page = context.new_page()
     page.watch = Watch(page, server)
     yield page
-    assert page.watch.errors == [], f"JavaScript errors: {page.watch.errors}"
-    assert page.watch.external() == [], "the overview must not need the internet"
-    assert page.watch.without_credentials() == [], "a protected route was hit without credentials"
+    page.watch.check()
 
 
 def log_in(page, base, refresh=1, user="admin", password="public"):
@@ -163,8 +222,27 @@ def wait_refreshes(page, n):
                            timeout=UI_TIMEOUT)
 
 
+def card(page, node):
+    return page.locator(f"#node-list [data-testid=node-card][data-node='{node}']")
+
+
+def panel(page, name):
+    return page.locator(f"[data-panel={name}]")
+
+
+def confirm(page, ok=True):
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    page.click("#confirm-ok" if ok else "#confirm-cancel")
+    expect(dialog).to_be_hidden()
+
+
+def number(page, selector):
+    return int(page.locator(selector).inner_text().replace(",", ""))
+
+
 # ---------------------------------------------------------------------------
-# The overview
+# Sign-in and what the overview shows
 # ---------------------------------------------------------------------------
 
 
@@ -175,22 +253,25 @@ def test_wrong_password_stays_on_the_form(page, server):
     assert page.evaluate("sessionStorage.length") == 0
 
 
-def test_login_shows_the_node_and_the_totals_of_the_api(page, server):
+def test_login_shows_the_nodes_and_the_totals_of_the_api(page, server):
     log_in(page, server)
-    card = page.locator(f"#node-list [data-testid=node-card][data-node='{NODE}']")
-    expect(card).to_be_visible()
-    expect(card.locator("[data-testid=node-status]")).to_have_text("Running")
-    node = next(n for n in api(server, "GET", "/nodes/")["data"] if n["name"] == NODE)
-    expect(card.locator("[data-testid=node-version]")).to_contain_text(node["version"])
-    expect(card.locator("[data-testid=node-memory]")).to_contain_text(node["memory_total"])
-    expect(card.locator("[data-testid=node-load]")).to_contain_text(node["load1"])
+    for node in api(server, "GET", "/nodes/")["data"]:
+        c = card(page, node["name"])
+        expect(c).to_be_visible()
+        expect(c.locator("[data-testid=node-status]")).to_have_text("Running")
+        expect(c.locator("[data-testid=node-version]")).to_contain_text(node["version"])
+        expect(c.locator("[data-testid=node-memory]")).to_contain_text(node["memory_total"])
+        expect(c.locator("[data-testid=node-load]")).to_contain_text(node["load1"])
+        expect(c.locator("[data-testid=node-connections]")).to_have_text(f"{node['connections']:,}")
     expect(page.locator("#signed-in-as")).to_have_text("admin")
-    api_calls = [a for _, u, a in page.watch.requests if "/api/v3/" in u and "/auth" not in u]
-    assert api_calls and all(a and a.startswith("Basic ") for a in api_calls)
+    expect(page.locator("#total-nodes")).to_have_text(f"{NODES} / {NODES}")
+    api_calls = [h for _, p, h in page.watch.ours()
+                 if p.startswith("/api/v3/") and "/auth" not in p]
+    assert api_calls and all(h.get("authorization", "").startswith("Basic ") for h in api_calls)
 
     stats = api(server, "GET", "/stats/")["data"]
     total = sum(s["connections/count"] for s in stats)
-    assert total > 0
+    assert total == NODES * CLIENTS
     expect(page.locator("#total-connections")).to_have_text(f"{total:,}")
     expect(page.locator("#total-sessions")).to_have_text(
         f"{sum(s['sessions/count'] for s in stats):,}")
@@ -199,12 +280,22 @@ def test_login_shows_the_node_and_the_totals_of_the_api(page, server):
     expect(page.locator("#total-topics")).to_have_text(f"{stats[0]['topics/count']:,}")
     expect(page.locator("#total-retained")).to_have_text(f"{stats[0]['retained/count']:,}")
 
-    plugins = api(server, "GET", "/plugins/")["data"][0]["plugins"]
-    expect(page.locator("#plugin-list [data-testid=plugin]")).to_have_count(len(plugins))
-    active = [p["name"] for p in plugins if p["active"]]
-    expect(page.locator("#plugin-list [data-active=true]")).to_have_count(len(active))
-    alarms = api(server, "GET", "/alarms/")["data"][0]["alarms"]
-    expect(page.locator("#alarm-list [data-testid=alarm]")).to_have_count(len(alarms))
+    # Plugins: one row per plugin, one switch per node and plugin, in the API's state.
+    by_node = api(server, "GET", "/plugins/")["data"]
+    expect(page.locator("#plugin-list [data-testid=plugin]")).to_have_count(
+        len(by_node[0]["plugins"]))
+    for entry in by_node:
+        toggles = f"#plugin-list [data-testid=plugin-toggle][data-node='{entry['node']}']"
+        expect(page.locator(toggles)).to_have_count(len(entry["plugins"]))
+        active = [p["name"] for p in entry["plugins"] if p["active"]]
+        expect(page.locator(toggles + "[aria-checked=true]")).to_have_count(len(active))
+    alarms = sum(len(e["alarms"]) for e in api(server, "GET", "/alarms/")["data"])
+    expect(page.locator("#alarm-list [data-testid=alarm]")).to_have_count(alarms)
+
+    # The searches say what the 3.0 API looks up: an exact client id, an exact topic.
+    for table in ("conn", "sess", "sub"):
+        expect(page.locator(f"label[for={table}-search]")).to_have_text("Exact client id")
+    expect(page.locator("label[for=route-search]")).to_have_text("Exact topic")
 
     # Logging out forgets the credentials and shows the form again.
     page.click("#logout")
@@ -212,30 +303,44 @@ def test_login_shows_the_node_and_the_totals_of_the_api(page, server):
     assert page.evaluate("sessionStorage.length") == 0
 
 
-def test_connections_page_through(page, server):
+def test_connections_page_through_by_number_and_size(page, server):
     log_in(page, server)
     count = api(server, "GET", f"/connections/?_limit={PAGE_SIZE}")["meta"]["count"]
     pages = -(-count // PAGE_SIZE)
-    assert pages >= 2
+    assert pages >= 3
     expect(page.locator("#conn-page")).to_contain_text(f"page 1 of {pages}")
     expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
+
+    def expected(n, size=PAGE_SIZE):
+        return [c["client_id"] for c in
+                api(server, "GET", f"/connections/?_page={n}&_limit={size}")["data"]]
+
     first = row_keys(page, "conn")
-    expected = [c["client_id"] for c in
-                api(server, "GET", f"/connections/?_page=1&_limit={PAGE_SIZE}")["data"]]
-    assert first == expected
+    assert first == expected(1)
     expect(page.locator("#conn-prev")).to_be_disabled()
+    expect(page.locator("#conn-pages [data-page]")).to_have_count(pages)
+    expect(page.locator("#conn-pages [aria-current=page]")).to_have_text("1")
 
     page.click("#conn-next")
     expect(page.locator("#conn-page")).to_contain_text(f"page 2 of {pages}")
-    expected = [c["client_id"] for c in
-                api(server, "GET", f"/connections/?_page=2&_limit={PAGE_SIZE}")["data"]]
-    expect(rows(page, "conn")).to_have_count(len(expected))
-    assert row_keys(page, "conn") == expected
-    assert not set(expected) & set(first)
+    expect(rows(page, "conn")).to_have_count(len(expected(2)))
+    assert row_keys(page, "conn") == expected(2)
+    assert not set(expected(2)) & set(first)
+
+    page.click(f"#conn-pages [data-page='{pages}']")
+    expect(page.locator("#conn-page")).to_contain_text(f"page {pages} of {pages}")
+    expect(page.locator("#conn-next")).to_be_disabled()
+    expect(rows(page, "conn").first).to_have_attribute("data-key", expected(pages)[0])
 
     page.click("#conn-prev")
-    expect(page.locator("#conn-page")).to_contain_text(f"page 1 of {pages}")
-    expect(rows(page, "conn").first).to_have_attribute("data-key", first[0])
+    expect(page.locator("#conn-page")).to_contain_text(f"page {pages - 1} of {pages}")
+
+    # 10, 50 or 100 rows a page, as in the EMQ X dashboard.
+    assert page.locator("#conn-size option").all_inner_texts() == ["10", "50", "100"]
+    page.select_option("#conn-size", "50")
+    expect(page.locator("#conn-page")).to_contain_text(f"page 1 of {-(-count // 50)}")
+    expect(rows(page, "conn")).to_have_count(min(count, 50))
+    assert row_keys(page, "conn") == expected(1, 50)
 
 
 def test_search_then_kickout_disappears_within_one_refresh(page, server):
@@ -260,7 +365,7 @@ def test_search_then_kickout_disappears_within_one_refresh(page, server):
     expect(rows(page, "route")).to_have_count(1)
     expect(rows(page, "route").first).to_have_attribute("data-key", "/test")
 
-    before = int(page.locator("#total-connections").inner_text().replace(",", ""))
+    before = number(page, "#total-connections")
     wait_refreshes(page, 1)
     api(server, "DELETE", f"/connections/{quote(victim, safe='')}")
     # Gone within one refresh (1 s here), plus the time one refresh round takes.
@@ -274,52 +379,528 @@ def test_search_then_kickout_disappears_within_one_refresh(page, server):
     expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
 
 
-def test_rates_chart_alarm_and_screenshot(page, server, tmp_path):
+def test_node_filter_shows_one_node(page, server):
+    log_in(page, server)
+    expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
+    page.select_option("#node-filter", NODE2)
+
+    expected = api(server, "GET", f"/nodes/{NODE2}/connections/?_limit={PAGE_SIZE}")
+    expect(page.locator("#conn-page")).to_contain_text(
+        f"{expected['meta']['count']:,} connections")
+    expect(rows(page, "conn")).to_have_count(len(expected["data"]))
+    assert row_keys(page, "conn") == [c["client_id"] for c in expected["data"]]
+    stats = api(server, "GET", f"/nodes/{NODE2}/stats/")["data"]
+    expect(page.locator("#total-connections")).to_have_text(f"{stats['connections/count']:,}")
+    expect(page.locator("#totals-title")).to_have_text(f"Totals · {NODE2}")
+    toggles = "#plugin-list [data-testid=plugin-toggle]"
+    expect(page.locator(f"{toggles}[data-node='{NODE}']")).to_have_count(0)
+    expect(page.locator(f"{toggles}[data-node='{NODE2}']")).not_to_have_count(0)
+    expect(page.locator("#route-note")).to_be_visible()
+    expect(card(page, NODE2)).to_have_class(re.compile(r"\bis-selected\b"))
+    # A lookup with a node looks on that node only: a client of the other node is not found.
+    other = api(server, "GET", f"/nodes/{NODE}/connections/?_limit=1")["data"][0]["client_id"]
+    page.fill("#conn-search", other)
+    expect(page.locator("#conn-table tbody tr.empty")).to_contain_text(f"on {NODE2}")
+
+    # The choice survives a reload (per tab), and "All nodes" comes back to the cluster.
+    page.reload()
+    expect(page.locator("#node-filter")).to_have_value(NODE2)
+    page.select_option("#node-filter", "")
+    total = sum(s["connections/count"] for s in api(server, "GET", "/stats/")["data"])
+    expect(page.locator("#total-connections")).to_have_text(f"{total:,}")
+    expect(page.locator("#totals-title")).to_have_text("Cluster totals")
+
+
+# ---------------------------------------------------------------------------
+# The control room: each action through the page, its effect through the API
+# ---------------------------------------------------------------------------
+
+
+def test_kick_out_asks_first_and_lands_in_the_journal(page, server):
+    victim = api(server, "GET", f"/connections/?_limit={PAGE_SIZE}")["data"][3]["client_id"]
+    log_in(page, server)
+    kick = page.locator(f"#conn-table tr[data-key='{victim}'] [data-testid=conn-kick]")
+
+    kick.click()
+    expect(page.locator("#confirm-subject")).to_have_text(victim)
+    confirm(page, ok=False)  # cancelled: nothing happens
+    wait_refreshes(page, 1)
+    assert len(api(server, "GET", f"/connections/{quote(victim, safe='')}")["data"]) == 1
+
+    kick.click()
+    confirm(page)
+    expect(page.locator(f"#conn-table tr[data-key='{victim}']")).to_have_count(0)
+    assert api(server, "GET", f"/connections/{quote(victim, safe='')}")["data"] == []
+    expect(page.locator("[data-testid=toast]").last).to_contain_text(f"Kicked out {victim}")
+
+    # The kickout is in the journal (the page's polling is not), and its detail opens.
+    entry = next(e for e in control(server, "GET", "/journal?limit=50")["data"]
+                 if e["route"] == "kickout_connection")
+    assert entry["method"] == "DELETE" and entry["code"] == 0 and victim in entry["path"]
+    row = page.locator(f"{JOURNAL_ROW}[data-route=kickout_connection]").first
+    expect(row).to_contain_text(victim)
+    expect(row).to_contain_text("DELETE")
+    row.click()
+    detail = page.locator("#journal-detail")
+    expect(detail).to_contain_text(f"/api/v3/connections/{victim}")
+    expect(page.locator("[data-testid=journal-detail-status]")).to_have_text("200")
+    expect(page.locator("[data-testid=journal-detail-code]")).to_have_text("0")
+
+
+def test_simulated_device_connects_and_disconnects(page, server):
+    log_in(page, server)
+    expect(page.locator("#device-node option")).to_have_count(NODES)
+    page.fill("#device-id", "ui-device-1")
+    page.fill("#device-username", "ui-user")
+    page.select_option("#device-node", NODE2)
+    page.fill("#device-subs", "ui/sensors/# 1, ui/cmd")
+    page.uncheck("#device-clean")
+    page.click("#device-connect")
+
+    device = page.locator("#device-list [data-testid=device][data-client=ui-device-1]")
+    expect(device).to_be_visible()
+    conn = api(server, "GET", "/connections/ui-device-1")["data"]
+    assert len(conn) == 1
+    assert conn[0]["node"] == NODE2 and conn[0]["username"] == "ui-user"
+    assert conn[0]["clean_start"] is False
+    subs = api(server, "GET", "/subscriptions/ui-device-1")["data"]
+    subs = {(s["topic"], s["qos"]) for s in subs}
+    assert subs == {("ui/sensors/#", 1), ("ui/cmd", 0)}
+    page.fill("#conn-search", "ui-device-1")
+    expect(rows(page, "conn")).to_have_count(1)
+
+    device.locator("[data-testid=device-disconnect]").click()
+    expect(page.locator("#confirm-subject")).to_have_text("ui-device-1")
+    confirm(page)
+    expect(device).to_have_count(0)
+    assert api(server, "GET", "/connections/ui-device-1")["data"] == []
+    # It left on its own with a persistent session: the session stays, offline.
+    assert len(api(server, "GET", "/sessions/ui-device-1")["data"]) == 1
+    expect(rows(page, "conn")).to_have_count(0)
+
+
+def test_plugins_load_and_unload(page, server):
+    plugin = "emqx_auth_username"
+
+    def active(node):
+        return next(p["active"] for p in api(server, "GET", f"/nodes/{node}/plugins/")["data"]
+                    if p["name"] == plugin)
+
+    assert not active(NODE) and not active(NODE2)
+    log_in(page, server)
+    toggle = page.locator(f"[data-testid=plugin-toggle][data-plugin={plugin}][data-node='{NODE}']")
+    expect(toggle).to_have_attribute("aria-checked", "false")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-checked", "true")
+    assert active(NODE) and not active(NODE2)
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-checked", "false")
+    assert not active(NODE)
+
+
+def test_alarms_raise_and_clear(page, server):
+    log_in(page, server)
+    page.fill("#alarm-id", "ui_disk_full")
+    page.select_option("#alarm-severity", "critical")
+    page.select_option("#alarm-node", NODE2)
+    page.fill("#alarm-summary", "Disk 97% full")
+    page.click("#alarm-raise")
+
+    item = page.locator(f"#alarm-list [data-alarm-id=ui_disk_full][data-node='{NODE2}']")
+    expect(item).to_contain_text("Disk 97% full")
+    expect(item).to_contain_text("critical")
+    alarms = api(server, "GET", f"/alarms/{NODE2}")["data"]
+    assert [(a["id"], a["severity"], a["summary"]) for a in alarms][:1] == [
+        ("ui_disk_full", "critical", "Disk 97% full")]
+    assert all(a["id"] != "ui_disk_full" for a in api(server, "GET", f"/alarms/{NODE}")["data"])
+
+    item.locator("[data-testid=alarm-clear]").click()
+    expect(page.locator("#confirm-subject")).to_have_text("ui_disk_full")
+    confirm(page)
+    expect(item).to_have_count(0)
+    assert all(a["id"] != "ui_disk_full" for a in api(server, "GET", f"/alarms/{NODE2}")["data"])
+
+
+def test_a_fault_on_one_route_is_reported_beside_its_panel(page, server, tmp_path):
+    log_in(page, server)
+    expect(page.locator("#fault-route option[value=list_all_alarms]")).to_have_count(1)
+    page.select_option("#fault-route", "list_all_alarms")
+    page.fill("#fault-rate", "100")
+    page.fill("#fault-status", "503")
+    page.fill("#fault-latency", "0")
+    page.click("#fault-set")
+    try:
+        faults = control(server, "GET", "/faults")["data"]["faults"]
+        assert faults["routes"] == ["list_all_alarms"]
+        assert faults["error_rate"] == 1 and faults["error"]["status"] == 503
+        expect(page.locator("#fault-active")).to_contain_text("list_all_alarms")
+
+        alarms = panel(page, "alarms")
+        error = alarms.locator("[data-testid=panel-error]")
+        expect(error).to_be_visible()
+        expect(error).to_contain_text("injected fault")
+        expect(error).to_contain_text("HTTP 503")
+        expect(alarms).to_have_class(re.compile(r"\bis-stale\b"))
+        expect(alarms.locator("[data-testid=fault-chip]")).to_contain_text("list_all_alarms")
+        # The other panels read other routes: no error, no chip, and the server is reachable.
+        for other in ("nodes", "totals", "plugins", "conn"):
+            expect(panel(page, other).locator("[data-testid=panel-error]")).to_be_hidden()
+            expect(panel(page, other).locator("[data-testid=fault-chip]")).to_be_hidden()
+        expect(page.locator("#offline-banner")).to_be_hidden()
+        page.evaluate("document.querySelector('[data-panel=alarms]').scrollIntoView()")
+        page.screenshot(path=str(shot_path("overview-fault.png", tmp_path)))
+    finally:
+        page.click("#fault-clear")
+    expect(page.locator("#fault-active")).to_have_text("No fault injected.")
+    assert control(server, "GET", "/faults")["data"]["faults"] is None
+    expect(panel(page, "alarms").locator("[data-testid=panel-error]")).to_be_hidden()
+    expect(panel(page, "alarms")).not_to_have_class(re.compile(r"\bis-stale\b"))
+
+
+def test_journal_filters_detail_pause_and_clear(page, server):
+    control(server, "DELETE", "/journal")
+    api(server, "POST", "/mqtt/publish", {"topic": "ui/journal", "payload": "hello", "qos": 1})
+    refused = requests.delete(f"{server}/api/v3/connections/nobody-here", auth=AUTH, timeout=10)
+    assert refused.json()["code"] == 112
+    missing = requests.get(f"{server}/api/v3/no/such/route", auth=AUTH, timeout=10)
+    assert missing.status_code == 404
+    log_in(page, server)
+    journal = page.locator(JOURNAL_ROW)
+    expect(journal.first).to_be_visible()
+
+    page.select_option("#journal-route", "mqtt_publish")
+    expect(journal).not_to_have_count(0)
+    assert set(journal.evaluate_all("rs => rs.map(r => r.dataset.route)")) == {"mqtt_publish"}
+    page.select_option("#journal-route", "")
+    page.select_option("#journal-status", "code")  # HTTP 200 with a code other than 0
+    expect(page.locator(f"{JOURNAL_ROW}[data-route=kickout_connection]")).not_to_have_count(0)
+    codes = journal.evaluate_all("rs => rs.map(r => r.dataset.code)")
+    assert all(c not in ("0", "null") for c in codes), codes
+    page.select_option("#journal-status", "4xx")
+    expect(journal).not_to_have_count(0)
+    assert {s[0] for s in journal.evaluate_all("rs => rs.map(r => r.dataset.status)")} == {"4"}
+    page.select_option("#journal-status", "")
+
+    # The detail: the request body as sent (pretty JSON); the response body is not recorded.
+    page.select_option("#journal-route", "mqtt_publish")
+    journal.first.click()
+    body = page.locator("[data-testid=journal-request-body]")
+    assert json.loads(body.inner_text()) == {"topic": "ui/journal", "payload": "hello", "qos": 1}
+    expect(page.locator("[data-testid=journal-response-body]")).to_contain_text("Not recorded")
+    page.select_option("#journal-route", "")
+
+    # Paused, the panel keeps what it shows; resumed, it catches up.
+    page.check("#journal-pause")
+    shown = journal.count()
+    api(server, "POST", "/mqtt/publish", {"topic": "ui/journal/paused", "payload": "x"})
+    toggle = page.locator(
+        f"[data-testid=plugin-toggle][data-plugin=emqx_recon][data-node='{NODE}']")
+    for state in ("false", "true"):  # two actions, each refreshing at once
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-checked", state)
+    wait_refreshes(page, 2)
+    assert journal.count() == shown
+    page.uncheck("#journal-pause")
+    expect(journal).to_have_count(shown + 3)  # the publish and the two plugin actions
+
+    page.click("#journal-clear")
+    confirm(page)
+    expect(page.locator("#journal-table tbody tr.empty")).to_be_visible()
+    assert control(server, "GET", "/journal")["data"] == []
+
+
+def test_stop_and_start_a_node_from_its_card(page, server):
+    log_in(page, server)
+    node_card = card(page, NODE2)
+    expect(node_card.locator("[data-testid=node-status]")).to_have_text("Running")
+    node_card.locator("[data-testid=node-stop]").click()
+
+    expect(node_card.locator("[data-testid=node-status]")).to_have_text("Stopped")
+    status = {n["name"]: n["node_status"] for n in api(server, "GET", "/nodes/")["data"]}
+    assert status == {NODE: "Running", NODE2: "Stopped"}
+    note = node_card.locator("[data-testid=node-stopped]")
+    expect(note).to_contain_text("Stopped since ")
+    expect(node_card).to_contain_text("Last seen running: EMQ X 3.0")
+    assert "undefined" not in page.locator("#node-list").inner_text()
+    expect(page.locator("#total-nodes")).to_have_text(f"1 / {NODES}")
+    expect(page.locator(f"#node-filter option[value='{NODE2}']")).to_have_text(f"{NODE2} (stopped)")
+
+    node_card.locator("[data-testid=node-start]").click()
+    expect(node_card.locator("[data-testid=node-status]")).to_have_text("Running")
+    status = {n["name"]: n["node_status"] for n in api(server, "GET", "/nodes/")["data"]}
+    assert status == {NODE: "Running", NODE2: "Running"}
+    expect(page.locator("#total-nodes")).to_have_text(f"{NODES} / {NODES}")
+
+
+def test_theme_follows_the_system_and_toggles(browser, server):
+    ctx = browser.new_context(viewport=VIEWPORT, color_scheme="dark")
+    ctx.set_default_timeout(UI_TIMEOUT)
+    try:
+        page = ctx.new_page()
+        watch = Watch(page, server)
+        log_in(page, server)
+        expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
+
+        def background():
+            return page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+        def luminance():
+            r, g, b = (int(v) for v in re.findall(r"\d+", background())[:3])
+            return (r + g + b) / 3
+
+        assert luminance() < 60, background()  # the system says dark
+        expect(page.locator("html")).to_have_attribute("data-theme-now", "dark")
+        expect(page.locator("#theme-toggle")).to_have_accessible_name("Switch to the light theme")
+        page.click("#theme-toggle")
+        assert luminance() > 200, background()
+        expect(page.locator("html")).to_have_attribute("data-theme-now", "light")
+        expect(page.locator("#theme-toggle")).to_have_accessible_name("Switch to the dark theme")
+        page.reload()  # the choice is remembered
+        expect(page.locator("#app-view")).to_be_visible()
+        assert luminance() > 200, background()
+        page.click("#theme-toggle")
+        assert luminance() < 60, background()
+        watch.check()
+    finally:
+        ctx.close()
+
+
+# ---------------------------------------------------------------------------
+# Layouts and the screenshots
+# ---------------------------------------------------------------------------
+
+
+def overflowing_tables(page):
+    return page.evaluate("""Array.from(document.querySelectorAll('.table-wrap'))
+        .filter(w => w.offsetParent && w.scrollWidth > w.clientWidth + 1)
+        .map(w => (w.querySelector('table').id || w.parentNode.id) + ': '
+                  + w.scrollWidth + ' > ' + w.clientWidth)""")
+
+
+def broken_node_names(page):
+    """Node names drawn on more than one line."""
+    return page.evaluate("""Array.from(document.querySelectorAll('.node-name'))
+        .filter(e => e.getClientRects().length
+                     && e.offsetHeight > 1.5 * parseFloat(getComputedStyle(e).lineHeight))
+        .map(e => e.textContent)""")
+
+
+LONG_ID = "building-7/floor-3/room-312/hvac-controller-0042-with-a-rather-long-client-id"
+
+
+def test_layouts_charts_and_screenshots(page, server, tmp_path):
+    control(server, "POST", "/clients", {
+        "client_id": LONG_ID, "username": "provisioning-service-account-for-the-east-wing",
+        "ipaddress": "2001:db8:85a3:1234:5678:8a2e:370:7334"})
     log_in(page, server, refresh=1)
     expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
-
-    # An alarm raised now shows up live.
-    requests.post(f"{server}/_standin/alarms", auth=AUTH, timeout=10, json={
-        "id": "high_system_memory_usage", "severity": "critical",
+    control(server, "POST", "/alarms", {
+        "id": "high_system_memory_usage", "severity": "critical", "node": NODE,
         "title": "high_system_memory_usage",
-        "summary": "System memory usage 91% is above the high watermark 80%"}).raise_for_status()
+        "summary": "System memory usage 91% is above the high watermark 80%"})
     expect(page.locator("#alarm-list [data-alarm-id=high_system_memory_usage]")).to_be_visible()
 
-    # Traffic while the page refreshes: a device publishes to /test (two subscribers), an
-    # uneven number each round, until the screenshot is taken (a device's publish is a
-    # message received; one through the API is only delivered).
+    # Traffic while the page refreshes: publishes to /test (two subscribers) by a device (a
+    # message received) and through the API (only delivered; it shows in the journal), an
+    # uneven number each round, and a device connecting now and then, until the screenshots
+    # are taken.
     stop = threading.Event()
     send(server, "POST", "/_standin/clients", {"client_id": "chart-device"})
 
-    def publish():
+    def traffic():
         i = 0
-        while not stop.is_set() and i < 400:
+        while not stop.is_set() and i < 600:
             i += 1
             for _ in range(1 + i % 4):
                 send(server, "POST", "/_standin/clients/chart-device/publish",
                      {"topic": "/test", "payload": f"hello {i}", "qos": 1})
+                api(server, "POST", "/mqtt/publish",
+                    {"topic": "/test", "payload": f"hello {i}", "qos": 1})
+            if i % 7 == 0:
+                control(server, "POST", "/clients", {"client_id": f"sensor-burst-{i % 3}"})
             stop.wait(0.2)
 
-    publisher = threading.Thread(target=publish, daemon=True)
+    publisher = threading.Thread(target=traffic, daemon=True)
     publisher.start()
     try:
-        time.sleep(6)
+        # A device connected from the control room, a request opened in the journal.
+        page.fill("#device-id", "demo-thermostat")
+        page.fill("#device-subs", "home/+/temperature 1")
+        page.click("#device-connect")
+        expect(page.locator("#device-list [data-testid=device]")).to_have_count(1)
+        time.sleep(4)
         wait_refreshes(page, 1)
-        expect(page.locator("#chart-messages polyline")).to_have_count(2)
-        expect(page.locator("#chart-packets polyline")).to_have_count(2)
-        points = page.locator("#chart-messages polyline.s-in").get_attribute("points").split()
+        page.locator(f"{JOURNAL_ROW}[data-route=mqtt_publish]").first.click()
+        expect(page.locator("[data-testid=journal-request-body]")).to_contain_text("hello")
+
+        # Charts: both series drawn and moving, a y axis with values, a time axis, hover values.
+        for chart in ("messages", "packets", "bytes", "connections"):
+            svg = page.locator(f"#chart-{chart}")
+            expect(svg.locator("polyline.s-in")).not_to_have_count(0)
+            expect(svg.locator("polyline.s-out")).not_to_have_count(0)
+            assert svg.locator("text.axis").count() >= 4  # values and times
+        points = page.locator("#chart-messages polyline.s-in").first.get_attribute("points").split()
         assert len(points) >= 3
         assert len({p.split(",")[1] for p in points}) > 1, "the message rate line should move"
         assert float(page.locator("#rate-msg-out").inner_text().replace(",", "")) > 0
+        labels = page.locator("#chart-messages text.axis").all_text_contents()
+        assert any(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in labels), labels
+        assert "0" in labels, labels
+        chart = page.locator("#chart-messages")
+        chart.scroll_into_view_if_needed()
+        box = chart.bounding_box()
+        chart.hover(position={"x": box["width"] - 30, "y": box["height"] / 2})
+        tip = page.locator("#chart-messages-tip")
+        expect(tip).to_be_visible()
+        expect(tip).to_contain_text("received")
+        expect(tip).to_contain_text("sent")
+        page.mouse.move(0, 0)
+        expect(tip).to_be_hidden()
 
-        # The picture for the README: the populated overview, whole page.
-        shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "o.png"
-        shot.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(shot), full_page=True)
+        # 1400 px: every table fits its panel, a long id or address included; the page does
+        # not scroll sideways.
+        assert overflowing_tables(page) == []
+        page.fill("#conn-search", LONG_ID)
+        page.fill("#sess-search", LONG_ID)
+        expect(rows(page, "conn")).to_have_count(1)
+        expect(rows(page, "sess")).to_have_count(1)
+        assert overflowing_tables(page) == []
+        page.fill("#conn-search", "")
+        page.fill("#sess-search", "")
+        expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
+        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
+        for close in page.locator(".toast-close").all():  # toasts float over a whole-page picture
+            close.click()
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky bar at the top of the picture
+        light = shot_path("overview.png", tmp_path)
+        page.screenshot(path=str(light), full_page=True)
+
+        page.click("#theme-toggle")
+        dark = shot_path("overview-dark.png", tmp_path)
+        page.screenshot(path=str(dark), full_page=True)
+        page.click("#theme-toggle")
+
+        # 390 px: one column, nothing sideways, node names whole.
+        page.set_viewport_size(PHONE)
+        page.wait_for_timeout(300)  # the charts redraw for the new width
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert broken_node_names(page) == []
+        assert overflowing_tables(page) == []
+        page.evaluate("window.scrollTo(0, 0)")
+        phone = shot_path("overview-phone.png", tmp_path)
+        page.screenshot(path=str(phone))
+        page.evaluate("document.getElementById('control-room').scrollIntoView()")
+        phone_control = shot_path("overview-phone-control.png", tmp_path)
+        page.screenshot(path=str(phone_control))
     finally:
         stop.set()
         publisher.join(timeout=15)
-    assert shot.stat().st_size > 20_000
+        control(server, "DELETE", "/alarms/high_system_memory_usage")
+        api(server, "DELETE", "/connections/" + quote(LONG_ID, safe=""))
+    for shot in (light, dark, phone, phone_control):
+        assert shot.stat().st_size > 20_000, shot
+
+
+# ---------------------------------------------------------------------------
+# Failure states: a stopped node, then the server gone and back
+# ---------------------------------------------------------------------------
+
+
+def test_stopped_node_and_lost_server(browser, tmp_path):
+    db = tmp_path / "lost.db"
+    live = live_server(db).__enter__()
+    ctx = browser.new_context(viewport=VIEWPORT)
+    ctx.set_default_timeout(UI_TIMEOUT)
+    try:
+        page = ctx.new_page()
+        watch = Watch(page, live.url)
+        log_in(page, live.url)
+        expect(card(page, NODE2).locator("[data-testid=node-status]")).to_have_text("Running")
+
+        # The node stops behind the page's back: shown as stopped, with when, never undefined.
+        control(live.url, "PUT", f"/nodes/{NODE2}", {"node_status": "Stopped"})
+        stopped = card(page, NODE2)
+        expect(stopped.locator("[data-testid=node-status]")).to_have_text("Stopped")
+        expect(stopped.locator("[data-testid=node-stopped]")).to_contain_text(
+            re.compile(r"Stopped since \d\d:\d\d:\d\d"))
+        expect(stopped.locator(".node-name")).to_have_text(NODE2)
+        assert "undefined" not in page.locator("#node-list").inner_text()
+        expect(page.locator("#total-nodes")).to_have_text(f"1 / {NODES}")
+        # Its own view says why it is empty instead of failing.
+        page.select_option("#node-filter", NODE2)
+        notice = panel(page, "conn").locator("[data-testid=panel-error]")
+        expect(notice).to_contain_text(f"{NODE2} is stopped")
+        expect(notice).to_have_class(re.compile(r"\bnotice\b"))
+        expect(page.locator("#chart-messages .chart-note")).to_contain_text("stopped")
+        page.select_option("#node-filter", "")
+        expect(notice).to_be_hidden()
+        wait_refreshes(page, 1)
+        updated = page.locator("#refresh-status").inner_text()
+        assert updated.startswith("updated ")
+
+        # The server dies under the open page.
+        live.kill_all()
+        banner = page.locator("#offline-banner")
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text("Cannot reach the server since")
+        expect(banner.locator("[data-testid=last-good]")).to_contain_text(
+            re.compile(r"from \d\d:\d\d:\d\d \(last good answer\)"))
+        expect(page.locator("#live-pill")).to_have_text("offline")
+        expect(page.locator("#refresh-status")).to_contain_text("last good")
+        expect(page.locator("body")).to_have_class(re.compile(r"\bis-offline\b"))
+        opacity = page.evaluate(
+            "getComputedStyle(document.querySelector('[data-panel=nodes]')).opacity")
+        assert float(opacity) < 1, "stale data is greyed"
+        # At the top of the viewport wherever the page is scrolled to.
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait_for_timeout(200)
+        box = banner.bounding_box()
+        assert box and 0 <= box["y"] < 200 and box["height"] > 10, box
+        page.evaluate("window.scrollTo(0, 0)")
+        # The stopped node stays shown as it was last seen.
+        expect(stopped.locator("[data-testid=node-status]")).to_have_text("Stopped")
+        page.screenshot(path=str(shot_path("overview-offline.png", tmp_path)))
+
+        # Back on the same port and database: the page recovers by itself.
+        live = live_server(db, port=live.port).__enter__()
+        expect(banner).to_be_hidden(timeout=UI_TIMEOUT)
+        expect(page.locator("#live-pill")).to_have_text("live")
+        expect(page.locator("#refresh-status")).to_contain_text("updated ")
+        expect(page.locator("body")).not_to_have_class(re.compile(r"\bis-offline\b"))
+        expect(card(page, NODE2).locator("[data-testid=node-status]")).to_have_text("Stopped")
+        watch.check()
+    finally:
+        ctx.close()
+        live.stop()
+
+
+# ---------------------------------------------------------------------------
+# Reset (last of the overview's tests: it rebuilds the module's cluster)
+# ---------------------------------------------------------------------------
+
+
+def test_reset_asks_first_and_rebuilds_the_cluster(page, server):
+    control(server, "POST", "/clients", {"client_id": "before-reset"})
+    log_in(page, server)
+    expect(page.locator("#reset-nodes")).to_have_value(str(NODES))
+    expect(page.locator("#reset-clients")).to_have_value(str(CLIENTS))
+    page.click("#reset-submit")
+    expect(page.locator("#confirm-title")).to_contain_text("Reset")
+    confirm(page, ok=False)
+    assert len(api(server, "GET", "/connections/before-reset")["data"]) == 1
+
+    page.fill("#reset-clients", "12")
+    page.click("#reset-submit")
+    expect(page.locator("#confirm-message")).to_contain_text("12 clients per node")
+    confirm(page)
+    expect(page.locator("#total-connections")).to_have_text(f"{NODES * 12:,}")
+    assert api(server, "GET", "/connections/before-reset")["data"] == []
+    settings = control(server, "GET", "")["data"]["settings"]
+    assert settings == {"seed": 42, "nodes": NODES, "clients": 12}
+    expect(page.locator("#reset-current")).to_contain_text("12 clients per node")
+
+    # Back to the module's world for whatever runs next.
+    control(server, "POST", "/reset", {"clients": CLIENTS})
 
 
 # ---------------------------------------------------------------------------
