@@ -37,6 +37,7 @@ from urllib.parse import unquote
 import click
 from flask import Flask
 from flask import g
+from flask import has_request_context
 from flask import request
 from flask import Response
 from flask_httpauth import HTTPBasicAuth
@@ -496,46 +497,66 @@ _ready = set()  # database paths this process has found seeded and current
 _ready_lock = threading.Lock()
 
 
+THREAD_CONNECTIONS = 16  # per thread and slot: the databases a thread keeps open
+
+
+def _pool(slot):
+    """This thread's open connections in `slot`, {path: connection}, least recent first.
+    Made inside the worker (the pid is checked), never carried across gunicorn's fork."""
+    pools = _local.__dict__.setdefault("pools", {})
+    if pools.get("pid") != os.getpid():
+        pools.clear()
+        pools["pid"] = os.getpid()
+    return pools.setdefault(slot, {})
+
+
 def thread_connection(slot, path, prepare=None, timeout=30):
-    """This thread's connection to `path`, kept across requests in `_local.<slot>`.
+    """This thread's connection to `path` in `slot`, kept across requests.
 
     Opening is cheap, but closing the last connection to a WAL database checkpoints it,
-    which cost ~3 ms per request. Connections are made inside the worker (the pid is part
-    of the key), never carried across gunicorn's fork.
+    which cost ~3 ms per request; a thread keeps a few (one per world it serves).
     """
-    cached = getattr(_local, slot, None)
-    if cached is None or cached[0] != path or cached[1] != os.getpid():
-        if cached is not None and cached[1] == os.getpid():
-            cached[2].close()
+    pool = _pool(slot)
+    db = pool.pop(path, None)
+    if db is None:
         db = open_db(path, timeout)
         if prepare:
             prepare(db)
-        cached = (path, os.getpid(), db)
-        setattr(_local, slot, cached)
-    return cached[2]
+        if len(pool) >= THREAD_CONNECTIONS:
+            pool.pop(next(iter(pool))).close()
+    pool[path] = db  # now the most recent
+    return db
 
 
-def drop_thread_connection(slot):
-    """Close this thread's connection in `slot` (the next use opens a new one)."""
-    cached = getattr(_local, slot, None)
-    if cached is not None:
-        setattr(_local, slot, None)
-        if cached[1] == os.getpid():
-            cached[2].close()
+def drop_thread_connection(slot, path=None):
+    """Close this thread's connection to `path` in `slot` (all of the slot's when None)."""
+    pool = _pool(slot)
+    for key in [path] if path is not None else list(pool):
+        db = pool.pop(key, None)
+        if db is not None:
+            db.close()
+
+
+def database_path():
+    """The SQLite file of this request: the default one, unless the request names its own
+    (a world of standin.py, served under /worlds/<name>/)."""
+    if has_request_context():
+        return request.environ.get("standin.database") or app.config["DATABASE"]
+    return app.config["DATABASE"]
 
 
 def get_db():
     """This request's connection, to a database that is seeded, current and still there."""
     if "db" not in g:
-        path = app.config["DATABASE"]
+        path = database_path()
         db = thread_connection("db", path, timeout=app.config["BUSY_TIMEOUT_MS"] / 1000)
         current = _file_id(path)
         if current != db.file_id:
             if current is None:  # acknowledged writes would go to a file nobody sees again
-                _ready.discard(path)
+                _ready.discard(path)  # (the connection stays: it keeps telling)
                 raise NotReady(f"the database file {path} was deleted while the service ran:"
                                " restart the service")
-            drop_thread_connection("db")  # replaced: serve the new file
+            drop_thread_connection("db", path)  # replaced: serve the new file
             _ready.discard(path)
             db = thread_connection("db", path, timeout=app.config["BUSY_TIMEOUT_MS"] / 1000)
         if path not in _ready:

@@ -188,6 +188,9 @@ def seed_cluster(db, seed, nodes, clients, app_id, app_secret, progress=None):
     for key, value in (("seed", seed), ("nodes", nodes), ("clients", clients),
                        ("created_at", now)):
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
+    # The settings the world was created with: what a reset without settings goes back to.
+    db.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)",
+               (json.dumps({"seed": seed, "nodes": nodes, "clients": clients}),))
     mask = rng.getrandbits(40)
     configs = plugin_configs()
     tasks, totals = [], {}
@@ -311,3 +314,28 @@ def world_settings(db):
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     return {"seed": int(meta["seed"]), "nodes": int(meta["nodes"]),
             "clients": int(meta["clients"])}
+
+
+def origin_settings(db):
+    """The settings the world was first created with (a reset to other settings keeps
+    them): {"seed", "nodes", "clients"}."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+    return json.loads(row[0]) if row else world_settings(db)
+
+
+def set_origin(db, origin):
+    db.execute("INSERT INTO meta (key, value) VALUES ('origin', ?) ON CONFLICT (key)"
+               " DO UPDATE SET value = excluded.value", (json.dumps(origin),))
+
+
+def shift_times(db, seconds):
+    """Move every seeded time `seconds` later (a world copied from a template made earlier
+    looks as if seeded now; times keep adding up)."""
+    for table, column in (("nodes", "started_at"), ("sessions", "created_at"),
+                          ("connections", "connected_at"), ("alarms", "timestamp"),
+                          ("retained", "created_at")):
+        db.execute(f"UPDATE {table} SET {column} = {column} + ?", (seconds,))
+    db.execute("UPDATE banned SET until = CAST(until AS INTEGER) + ?"
+               " WHERE json_type(until) = 'integer'", (seconds,))
+    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'created_at'",
+               (seconds,))

@@ -8,14 +8,19 @@ in the API's envelope and takes the API's credentials.
 """
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
 import random
 import re
+import shutil
+import socket
 import sqlite3
+import threading
 import time
 from functools import cache
+from urllib.parse import unquote
 
 from flask import Blueprint
 from flask import current_app
@@ -36,9 +41,11 @@ from app import bump
 from app import CLIENT_NOT_FOUND
 from app import connect_client
 from app import CONNECTION_SQL
+from app import database_path
 from app import disconnect
 from app import drop_thread_connection
 from app import EMQX_VERSION
+from app import ensure_database
 from app import error_response
 from app import get_db
 from app import int_param
@@ -53,6 +60,8 @@ from app import publish
 from app import qos_param
 from app import raw_ok
 from app import running_nodes
+from app import SCHEMA_VERSION
+from app import strict_int
 from app import string_param
 from app import thread_connection
 from app import transaction
@@ -75,6 +84,7 @@ MAX_RESET_CLIENTS = 100_000
 def _settings(state):
     state.app.config.setdefault(
         "JOURNAL_SIZE", int(os.environ.get("STANDIN_JOURNAL_SIZE", "1000")))
+    state.app.config.setdefault("MAX_WORLDS", int(os.environ.get("STANDIN_MAX_WORLDS", "64")))
 
 
 @cache
@@ -84,23 +94,279 @@ def api_route_names():
                      if rule.rule.startswith("/api/v3"))
 
 
-def rebuild(db, seed, nodes, clients, progress=None):
-    """Replace the whole world by a freshly seeded one, in a single transaction.
-
-    Readers in other workers keep seeing the old world until the commit (WAL snapshots),
-    then the new one: never a mix. A world much smaller than the last gives its space back.
+def rebuild(db, seed, nodes, clients, progress=None, origin=None):
+    """Replace the whole world by a freshly seeded one, atomically: readers in other
+    workers see the old world until the commit (WAL snapshots), then the new one, never a
+    mix. A small world is copied from a seeded template of the same settings (about a
+    millisecond); a large one is seeded. `origin`: the settings the world was created with
+    (kept across resets); these settings by default. The file gives space back when the
+    new world is much smaller; the journal starts over.
     """
-    db.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
-    try:
+    origin = origin or {"seed": seed, "nodes": nodes, "clients": clients}
+    if nodes * (clients + clients // 10) <= TEMPLATE_MAX and progress is None:
+        restore_file(db, template(seed, nodes, clients))
         with transaction(db):
-            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
-                                      " AND name NOT LIKE 'sqlite_%'").fetchall():
-                db.execute(f'DROP TABLE "{name}"')
-            build_world(db, seed, nodes, clients, progress)
-    finally:
-        db.execute("PRAGMA foreign_keys = ON")
+            shift_from_template(db)
+            seeding.set_origin(db, origin)
+    else:
+        db.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
+        try:
+            with transaction(db):
+                for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type ="
+                                          " 'table' AND name NOT LIKE 'sqlite_%'").fetchall():
+                    db.execute(f'DROP TABLE "{name}"')
+                build_world(db, seed, nodes, clients, progress)
+                seeding.set_origin(db, origin)
+        finally:
+            db.execute("PRAGMA foreign_keys = ON")
     shrink(db)
-    clear_journal_table()  # the journal starts over with the world
+    clear_journal_table()
+
+
+# ---------------------------------------------------------------------------
+# Templates, worlds and snapshots: whole states, copied as files or with SQLite's backup
+# ---------------------------------------------------------------------------
+
+TEMPLATE_MAX = 22_000  # devices of a world kept as a seeded template (a few MB)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+
+
+def _beside(suffix):
+    """A folder beside the default database: standin.db -> standin-<suffix>/."""
+    return os.path.splitext(current_app.config["DATABASE"])[0] + "-" + suffix
+
+
+def template(seed, nodes, clients):
+    """A seeded database of these settings, made once (and kept) beside the database."""
+    key = hashlib.sha256(repr((SCHEMA_VERSION, seed, nodes, clients,
+                               current_app.config["APP_ID"], current_app.config["APP_SECRET"])
+                              ).encode()).hexdigest()[:16]
+    folder = _beside("templates")
+    path = os.path.join(folder, f"{seed}-{nodes}-{clients}-{key}.db")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        made = f"{path}.{os.getpid()}.{threading.get_ident()}.new"
+        ensure_database(made, seed, nodes, clients)
+        os.replace(made, path)  # whole or not at all, whoever makes it first
+    return path
+
+
+def restore_file(db, path):
+    """Replace what `db` holds by the database in `path`, in one write (SQLite's backup)."""
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        source.backup(db)
+    finally:
+        source.close()
+
+
+def shift_from_template(db):
+    """A world copied from a template looks seeded now (its times keep adding up)."""
+    made = db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
+    if made:
+        seeding.shift_times(db, int(time.time()) - int(made[0]))
+
+
+def _check_name(name, what):
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ApiError(BAD_PARAM, f"'{what}' must be 1 to 64 letters, digits, '.', '_' or '-',"
+                                  " starting with a letter or digit")
+    return name
+
+
+def worlds_folder():
+    return _beside("worlds")
+
+
+def world_file(name):
+    return os.path.join(worlds_folder(), name + ".db")
+
+
+def world_files(path):
+    """A database's files: the database, its WAL, its journal, its snapshots."""
+    base = os.path.splitext(path)[0]
+    return [path + "-wal", path + "-shm", base + "-journal.db", base + "-journal.db-wal",
+            base + "-journal.db-shm", path]
+
+
+def _root_only():
+    if request.environ.get("standin.world"):
+        raise not_found()  # worlds are made and listed at the root
+
+
+class WorldMiddleware:
+    """/worlds/<name>/... is the world <name>: the rest of the path is served as at the
+    root, from that world's database (its own apps, users, journal and faults)."""
+
+    def __init__(self, wsgi_app, flask_app):
+        self.wsgi_app, self.flask_app = wsgi_app, flask_app
+
+    def __call__(self, environ, start_response):
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        path, _, query = (raw or environ.get("PATH_INFO", "")).partition("?")
+        if not path.startswith("/worlds/"):
+            return self.wsgi_app(environ, start_response)
+        _, _, name, rest = (path + "/").split("/", 3)
+        with self.flask_app.app_context():
+            database = world_file(name) if NAME.match(name) else None
+        if database is None or not os.path.exists(database):
+            body = json.dumps({"code": 404, "message": f"no such world: {name}"}).encode()
+            start_response("404 NOT FOUND", [("Content-Type", "application/json"),
+                                             ("Content-Length", str(len(body)))])
+            return [body]
+        rest = "/" + rest.rstrip("/") if rest.rstrip("/") else "/"
+        environ["standin.world"], environ["standin.database"] = name, database
+        environ["PATH_INFO"] = unquote(rest)
+        for key in ("RAW_URI", "REQUEST_URI"):
+            if key in environ:
+                environ[key] = rest + (f"?{query}" if query else "")
+        return self.wsgi_app(environ, start_response)
+
+
+@bp.record_once
+def _serve_worlds(state):
+    state.app.wsgi_app = WorldMiddleware(state.app.wsgi_app, state.app)
+
+
+def world_entry(name):
+    path = world_file(name)
+    entry = {"name": name, "base": f"/worlds/{name}", "size": os.path.getsize(path)}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
+        try:
+            entry["settings"] = seeding.world_settings(db)
+        finally:
+            db.close()
+    except (sqlite3.Error, KeyError):
+        entry["settings"] = None
+    return entry
+
+
+@bp.get("/_standin/worlds")
+def list_worlds():
+    """The worlds, each served under its base path (/worlds/<name>/...)."""
+    _root_only()
+    folder = worlds_folder()
+    names = sorted(n[:-3] for n in os.listdir(folder) if n.endswith(".db")
+                   and not n.endswith("-journal.db")) if os.path.isdir(folder) else []
+    return ok([world_entry(n) for n in names if NAME.match(n)])
+
+
+@bp.post("/_standin/worlds")
+def create_world():
+    """Create a world ({name, seed?, nodes?, clients?} or {name, snapshot}), served under
+    /worlds/<name>/ with its own state, credentials, journal and faults."""
+    _root_only()
+    body = body_object()
+    name = _check_name(body.get("name"), "name")
+    config = current_app.config
+    os.makedirs(worlds_folder(), exist_ok=True)
+    count = sum(1 for n in os.listdir(worlds_folder()) if n.endswith(".db")
+                and not n.endswith("-journal.db"))
+    if count >= config["MAX_WORLDS"]:
+        raise ApiError(BAD_PARAM, f"there are {count} worlds, the most STANDIN_MAX_WORLDS"
+                                  " allows: delete one first")
+    if body.get("snapshot") is not None:
+        source = snapshot_file(_check_name(body["snapshot"], "snapshot"))
+        if not os.path.exists(source):
+            raise not_found()
+        settings = None
+    else:
+        settings = {"seed": int_setting(body, "seed", config["SEED"], -(2 ** 62), 2 ** 62),
+                    "nodes": int_setting(body, "nodes", config["NODES"], 1, 64),
+                    "clients": int_setting(body, "clients", config["CLIENTS"], 0, 2 ** 31)}
+        _check_size(settings["nodes"], settings["clients"])
+        source = template(**settings)
+    target = world_file(name)
+    made = f"{target}.{os.getpid()}.{threading.get_ident()}.new"
+    with open(source, "rb") as src, open(made, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    try:
+        os.link(made, target)  # fails if the name is taken, also by another worker
+    except FileExistsError:
+        raise ApiError(UNKNOWN_ERROR, f"world {name} exists already") from None
+    finally:
+        os.remove(made)
+    if settings is not None:
+        db = sqlite3.connect(target, isolation_level=None)
+        try:
+            with transaction(db):
+                shift_from_template(db)
+        finally:
+            db.close()
+    return ok({"name": name, "base": f"/worlds/{name}"})
+
+
+@bp.delete("/_standin/worlds/<seg:name>")
+def delete_world(name):
+    """Remove a world and its files (journal and snapshots included)."""
+    _root_only()
+    path = world_file(name)
+    if not NAME.match(name) or not os.path.exists(path):  # no such world can exist
+        raise not_found()
+    for file in world_files(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(file)
+    shutil.rmtree(os.path.splitext(path)[0] + "-snapshots", ignore_errors=True)
+    drop_thread_connection("db", path)
+    return ok()
+
+
+def snapshots_folder():
+    return os.path.splitext(database_path())[0] + "-snapshots"
+
+
+def snapshot_file(name):
+    return os.path.join(snapshots_folder(), name + ".db")
+
+
+@bp.get("/_standin/snapshots")
+def list_snapshots():
+    """This world's saved snapshots: name, size, time saved."""
+    folder = snapshots_folder()
+    out = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name) if os.path.isdir(folder) else []:
+        if entry.name.endswith(".db") and NAME.match(entry.name[:-3]):
+            st = entry.stat()
+            out.append({"name": entry.name[:-3], "size": st.st_size,
+                        "time": local_time(st.st_mtime), "ts": int(st.st_mtime * 1000)})
+    return ok(out)
+
+
+@bp.post("/_standin/snapshots")
+def save_snapshot():
+    """Save this world's state under a name ({name}; a name in use is overwritten)."""
+    name = _check_name(string_param("name"), "name")
+    os.makedirs(snapshots_folder(), exist_ok=True)
+    path = snapshot_file(name)
+    made = f"{path}.{os.getpid()}.{threading.get_ident()}.new"
+    target = sqlite3.connect(made)
+    try:
+        get_db().backup(target)  # a consistent copy; writers are not held up
+    finally:
+        target.close()
+    os.replace(made, path)
+    return ok({"name": name, "size": os.path.getsize(path)})
+
+
+@bp.post("/_standin/snapshots/<seg:name>/restore")
+def restore_snapshot(name):
+    """Bring a snapshot back: atomically, a reader sees the old state or the new one."""
+    path = snapshot_file(name)
+    if not NAME.match(name) or not os.path.exists(path):  # no such snapshot can exist
+        raise not_found()
+    restore_file(get_db(), path)
+    return ok({"name": name})
+
+
+@bp.delete("/_standin/snapshots/<seg:name>")
+def delete_snapshot(name):
+    """Remove a snapshot."""
+    path = snapshot_file(name)
+    if not NAME.match(name) or not os.path.exists(path):  # no such snapshot can exist
+        raise not_found()
+    os.remove(path)
+    return ok()
 
 
 def shrink(db):
@@ -178,18 +444,23 @@ def openapi_document():
 
 @bp.post("/_standin/reset")
 def reset():
-    """Rebuild the cluster from scratch ({seed, nodes, clients}; default: the current ones)."""
+    """Rebuild the cluster from scratch ({seed, nodes, clients}; default: the settings the
+    world was created with)."""
     body = body_object()
-    current = seeding.world_settings(get_db())
-    seed = int_setting(body, "seed", current["seed"], -(2 ** 62), 2 ** 62)
-    nodes = int_setting(body, "nodes", current["nodes"], 1, 64)
-    clients = int_setting(body, "clients", current["clients"], 0, 2 ** 31)
+    origin = seeding.origin_settings(get_db())
+    seed = int_setting(body, "seed", origin["seed"], -(2 ** 62), 2 ** 62)
+    nodes = int_setting(body, "nodes", origin["nodes"], 1, 64)
+    clients = int_setting(body, "clients", origin["clients"], 0, 2 ** 31)
+    _check_size(nodes, clients)
+    rebuild(get_db(), seed, nodes, clients, origin=origin)
+    return ok({"seed": seed, "nodes": nodes, "clients": clients})
+
+
+def _check_size(nodes, clients):
     if nodes * clients > MAX_RESET_CLIENTS:
         raise ApiError(BAD_PARAM, f"{nodes} nodes x {clients} clients is more than"
                                   f" {MAX_RESET_CLIENTS} clients, too many to seed within one"
                                   " request: seed it with `flask --app app seed`")
-    rebuild(get_db(), seed, nodes, clients)
-    return ok({"seed": seed, "nodes": nodes, "clients": clients})
 
 
 def _subscriptions(body):
@@ -370,6 +641,29 @@ def _validate_faults(body):
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ApiError(BAD_PARAM, "'seed' must be an integer")
     out["seed"] = seed
+    kind = body.get("kind", "error")
+    if kind not in FAULT_KINDS:
+        raise ApiError(BAD_PARAM, f"'kind' must be one of: {list(FAULT_KINDS)}")
+    out["kind"] = kind
+    if kind != "error" and "error_rate" not in body:
+        out["error_rate"] = 1  # a connection-level fault hits every matching request
+    times = body.get("times")
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int)
+                              or not 1 <= times <= 1_000_000):
+        raise ApiError(BAD_PARAM, "'times' must be an integer from 1 to 1000000")
+    out["times"] = times
+    headers = error.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k.isascii() and k.replace("-", "")
+            .isalnum() and "\r" not in v and "\n" not in v for k, v in headers.items()):
+        raise ApiError(BAD_PARAM, "'error.headers' must be an object of header names to"
+                                  " string values")
+    out["error"]["headers"] = headers
+    match = body.get("match", {})
+    if not isinstance(match, dict) or set(match) - {"caller"} or not all(
+            isinstance(v, str) for v in match.values()):
+        raise ApiError(BAD_PARAM, "'match' must be {\"caller\": an app id or user name}")
+    out["match"] = match
     return out
 
 
@@ -410,7 +704,8 @@ def inject_faults():
 
     Runs after the API's own hooks (credentials first). The n-th affected request (counted
     in the database) draws from Random(f"{seed}:{n}"), so a given seed gives the same
-    sequence of delays and errors run after run.
+    sequence of delays and errors run after run; with `times`, the fault is gone after the
+    n-th (exactly, whichever workers serve them).
     """
     if not request.path.startswith("/api/v3") or request.endpoint not in api_route_names():
         return None
@@ -419,23 +714,60 @@ def inject_faults():
         return None
     if faults["routes"] is not None and request.endpoint not in faults["routes"]:
         return None
-    draw = get_db().execute("UPDATE faults SET draws = draws + 1 WHERE id = 1 RETURNING draws")
-    n = draw.fetchone()[0]
+    caller = faults.get("match", {}).get("caller")
+    if caller is not None:
+        user = auth.current_user() or {}
+        if caller not in (user.get("app_id"), user.get("username")):
+            return None
+    with transaction() as db:  # the count, and the fault's end, in one step
+        row = db.execute("UPDATE faults SET draws = draws + 1 WHERE id = 1"
+                         " RETURNING draws").fetchone()
+        if row is None:  # cleared meanwhile
+            return None
+        n = row[0]
+        if faults.get("times") is not None and n >= faults["times"]:
+            db.execute("DELETE FROM faults WHERE id = 1")
     rng = random.Random(f"{faults['seed']}:{n}")
     latency = faults["latency_ms"]
     delay = rng.randint(latency["min"], latency["max"])
-    if delay:
+    kind = faults.get("kind", "error")
+    if delay and kind != "hang":
         time.sleep(delay / 1000)
-    if rng.random() < faults["error_rate"]:
+    if rng.random() >= faults["error_rate"]:
+        return None
+    if kind == "error":
         error = faults["error"]
-        return error_response(error["code"], error["message"], error["status"])
-    return None
+        response = error_response(error["code"], error["message"], error["status"])
+        response.headers.update(error.get("headers", {}))
+        return response
+    return connection_fault(kind, delay)
+
+
+FAULT_KINDS = ("error", "drop", "hang", "garbage")
+
+
+def connection_fault(kind, delay_ms):
+    """What a broken server or network does to a request: no answer (drop), no answer for
+    a while then none (hang), or an answer that is not HTTP (garbage)."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:  # the test client has no socket to act on
+        raise ApiError(UNKNOWN_ERROR, f"a {kind} fault needs a real connection (gunicorn)",
+                       503)
+    if kind == "hang":
+        time.sleep(delay_ms / 1000)
+    elif kind == "garbage":
+        with contextlib.suppress(OSError):
+            sock.sendall(b"HTTP/1.1 2OO OK\r\nContent-Length: x\r\n\r\n\x00\xff\xfe garbage")
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # gunicorn's own write of the answer then fails quietly
+    return Response(b"", status=200)
 
 
 # ---------------------------------------------------------------------------
 # Journal: every /api/v3 request, in a SQLite file of its own beside the database
 # ---------------------------------------------------------------------------
 
+JOURNAL_VERSION = 2  # PRAGMA user_version of a journal file of this layout
 JOURNAL_DDL = """CREATE TABLE IF NOT EXISTS journal (
     id          INTEGER PRIMARY KEY,
     time        REAL NOT NULL,
@@ -447,20 +779,24 @@ JOURNAL_DDL = """CREATE TABLE IF NOT EXISTS journal (
     code        INTEGER,
     duration_ms REAL NOT NULL,
     caller      TEXT,
-    body        TEXT
+    body        TEXT,
+    response    TEXT
 )"""
 
 
 def _prepare_journal(db):
     if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         db.execute("PRAGMA journal_mode = WAL")
+    if db.execute("PRAGMA user_version").fetchone()[0] != JOURNAL_VERSION:
+        db.execute("DROP TABLE IF EXISTS journal")  # an older layout: the journal starts over
+        db.execute(f"PRAGMA user_version = {JOURNAL_VERSION}")
     db.execute(JOURNAL_DDL)
 
 
 def journal_path():
     """`standin.db` -> `standin-journal.db`, beside the database: recording a read never
     writes to, nor waits on, the cluster's database."""
-    return os.path.splitext(current_app.config["DATABASE"])[0] + "-journal.db"
+    return os.path.splitext(database_path())[0] + "-journal.db"
 
 
 def get_journal():
@@ -473,7 +809,7 @@ def get_journal():
         if "malformed" not in str(e) and "not a database" not in str(e):
             raise
         current_app.logger.warning("journal %s is damaged (%s): starting a new one", path, e)
-        drop_thread_connection("journal")
+        drop_thread_connection("journal", path)
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path + suffix)
@@ -516,17 +852,31 @@ def _masked(value):
     return value
 
 
-def _journal_body():
-    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
-        return f"<{request.content_length} bytes: too large, not read>"
-    raw = request.get_data(cache=True)
+JOURNAL_TEXT = 1024  # characters kept of a request's or an answer's body
+
+
+def _bounded_json(raw):
+    """A body as the journal keeps it: JSON with its secrets masked, cut at JOURNAL_TEXT."""
     if not raw:
         return None
     try:
-        text = json.dumps(_masked(load_json(raw)))
+        text = json.dumps(_masked(load_json(raw)), ensure_ascii=False)
     except (ValueError, UnicodeDecodeError, RecursionError):
         text = "<not JSON>"
-    return text if len(text) <= 1024 else text[:1024] + "…"
+    return text if len(text) <= JOURNAL_TEXT else text[:JOURNAL_TEXT] + "…"
+
+
+def _journal_body():
+    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
+        return f"<{request.content_length} bytes: too large, not read>"
+    return _bounded_json(request.get_data(cache=True))
+
+
+def _journal_response(response):
+    if response.direct_passthrough or response.mimetype != "application/json":
+        return None if response.direct_passthrough else (
+            response.get_data(as_text=True)[:JOURNAL_TEXT] or None)
+    return _bounded_json(response.get_data())
 
 
 def record_request(response):
@@ -540,25 +890,75 @@ def record_request(response):
     db = get_journal()
     cur = db.execute(
         "INSERT INTO journal (time, method, path, query, route, status, code,"
-        " duration_ms, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " duration_ms, caller, body, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (time.time(), request.method, request.path, query, request.endpoint,
          response.status_code, g.get("answer_code"),
          round((time.perf_counter() - started) * 1000, 3),
-         user.get("app_id") or user.get("username"), _journal_body()))
+         user.get("app_id") or user.get("username"), _journal_body(),
+         _journal_response(response)))
     db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
+
+
+def journal_filter():
+    """SQL condition and arguments from ?route, method, path (exact, or a prefix ending in
+    *), status, code, caller, since (an id: the entries after it)."""
+    where, args = ["TRUE"], []
+    p = params()
+    for name in ("route", "method", "caller"):
+        if p.get(name) is not None:
+            value = string_param(name)
+            where.append(f"{name} = ?")
+            args.append(value.upper() if name == "method" else value)
+    if p.get("path") is not None:
+        path = string_param("path")
+        if path.endswith("*"):
+            where.append("substr(path, 1, ?) = ?")
+            args += [len(path) - 1, path[:-1]]
+        else:
+            where.append("path = ?")
+            args.append(path.rstrip("/") or "/")
+    for name, column in (("status", "status"), ("code", "code"), ("since", "id")):
+        if p.get(name) is not None:
+            where.append(f"{column} {'>' if name == 'since' else '='} ?")
+            args.append(strict_int(p[name], name))
+    return " AND ".join(where), args
+
+
+def journal_entry(r):
+    return {"id": r["id"], "time": local_time(r["time"]) + f".{int(r['time'] * 1000) % 1000:03d}",
+            "ts": int(r["time"] * 1000), "method": r["method"], "path": r["path"],
+            "query": r["query"], "route": r["route"], "status": r["status"], "code": r["code"],
+            "duration_ms": r["duration_ms"], "caller": r["caller"], "body": r["body"],
+            "response": r["response"]}
 
 
 @bp.get("/_standin/journal")
 def journal():
-    """The most recent API requests, newest first (?limit=, default 100)."""
+    """The most recent API requests, newest first, filtered by ?route, method, path (a
+    prefix with *), status, code, caller, since (an id); ?limit (default 100)."""
     limit = int_param("limit", 100, 1)
-    rows = get_journal().execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?",
-                                 (limit,)).fetchall()
-    return ok([{
-        "time": local_time(r["time"]),
-        "method": r["method"], "path": r["path"], "query": r["query"], "route": r["route"],
-        "status": r["status"], "code": r["code"], "duration_ms": r["duration_ms"],
-        "caller": r["caller"], "body": r["body"]} for r in rows])
+    where, args = journal_filter()
+    rows = get_journal().execute(f"SELECT * FROM journal WHERE {where} ORDER BY id DESC"
+                                 " LIMIT ?", (*args, limit)).fetchall()
+    return ok([journal_entry(r) for r in rows])
+
+
+@bp.get("/_standin/journal/count")
+def journal_count():
+    """How many journaled requests match the filters of GET /_standin/journal."""
+    where, args = journal_filter()
+    count = get_journal().execute(f"SELECT count(*) FROM journal WHERE {where}",
+                                  args).fetchone()[0]
+    return ok({"count": count})
+
+
+@bp.get("/_standin/journal/unmatched")
+def journal_unmatched():
+    """The journaled requests that matched no route, newest first (?limit, default 100)."""
+    limit = int_param("limit", 100, 1)
+    rows = get_journal().execute("SELECT * FROM journal WHERE route IS NULL ORDER BY id DESC"
+                                 " LIMIT ?", (limit,)).fetchall()
+    return ok([journal_entry(r) for r in rows])
 
 
 @bp.delete("/_standin/journal")

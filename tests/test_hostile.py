@@ -62,6 +62,15 @@ class Control:
 # Every /_standin route, by endpoint; a new one missing here fails every sweep.
 CONTROLS = {
     "standin.index": Control(),
+    "standin.list_worlds": Control(),
+    "standin.create_world": Control(reads_body=True),
+    "standin.delete_world": Control({"name": "no-such-world"}),
+    "standin.list_snapshots": Control(),
+    "standin.save_snapshot": Control(reads_body=True),
+    "standin.restore_snapshot": Control({"name": "no-such-snapshot"}),
+    "standin.delete_snapshot": Control({"name": "no-such-snapshot"}),
+    "standin.journal_count": Control(reads_body=True),
+    "standin.journal_unmatched": Control(reads_body=True),
     "standin.ready": Control(),
     "standin.openapi_document": Control(),
     "standin.docs": Control(),
@@ -584,7 +593,9 @@ UNKNOWN_TARGET = {
                  "standin.disconnect_device": ok_or(112), "standin.device_publish": ok_or(112)},
     "topic": {"lookup_routes": ok_or(0), "clean_acl_cache": ok_or(0)},
     "appid": {"lookup_app": ok_or(0), "update_app": ok_or(102), "del_app": ok_or(0)},
-    "name": {"update_user": ok_or(102), "delete_user": ok_or(102)},
+    "name": {"update_user": ok_or(102), "delete_user": ok_or(102),
+             "standin.delete_world": NOT_FOUND, "standin.restore_snapshot": NOT_FOUND,
+             "standin.delete_snapshot": NOT_FOUND},
     "username": {"change_pwd": ok_or(102)},
     "who": {"delete_banned": ok_or(0)},
     "plugin": {"get_plugin_configs": NOT_FOUND, "load_plugin": ok_or(102),
@@ -920,4 +931,5 @@ def test_valid_writes_with_extra_keys_succeed(fresh):
     assert "xal" in [a["id"] for a in _get(c, f"/api/v3/alarms/{NODE}")]
     # None of the extra keys became a setting or a config anywhere.
     faults = _get(c, "/_standin/faults")["faults"]
-    assert set(faults) == {"latency_ms", "error_rate", "error", "routes", "seed"}
+    assert set(faults) == {"latency_ms", "error_rate", "error", "routes", "seed", "kind",
+                           "times", "match"}

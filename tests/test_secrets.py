@@ -44,6 +44,10 @@ PROTECTED = ("/api/v3", "/_standin")  # README: every route under these takes cr
 # must be refused before anything looks at them).
 CONTROL_VALUES = {
     "standin.index": {}, "standin.ready": {}, "standin.openapi_document": {},
+    "standin.list_worlds": {}, "standin.create_world": {}, "standin.delete_world": {"name": "w"},
+    "standin.list_snapshots": {}, "standin.save_snapshot": {},
+    "standin.restore_snapshot": {"name": "s"}, "standin.delete_snapshot": {"name": "s"},
+    "standin.journal_count": {}, "standin.journal_unmatched": {},
     "standin.docs": {},
     "standin.docs_asset": {"filename": "index.css"}, "standin.reset": {},
     "standin.connect_device": {}, "standin.disconnect_device": {"clientid": CID},

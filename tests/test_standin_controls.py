@@ -38,6 +38,8 @@ class Sample:
 
 
 DEVICE = ("POST", "/_standin/clients", {"client_id": "ctl-dev"})
+WORLD = ("POST", "/_standin/worlds", {"name": "ctl-world"})
+SNAPSHOT = ("POST", "/_standin/snapshots", {"name": "ctl-snap"})
 ALARM = ("POST", "/_standin/alarms", {"id": "ctl_alarm", "severity": "warning", "title": "t",
                                       "summary": "s"})
 # Every /_standin route of the URL map, by endpoint: its sample request, or None for the
@@ -45,6 +47,15 @@ ALARM = ("POST", "/_standin/alarms", {"id": "ctl_alarm", "severity": "warning", 
 # A control missing here fails test_controls_answer_in_the_json_envelope.
 ENVELOPE_SAMPLES = {
     "standin.index": Sample(),
+    "standin.list_worlds": Sample(),
+    "standin.create_world": Sample(body={"name": "ctl-world"}),
+    "standin.delete_world": Sample({"name": "ctl-world"}, setup=WORLD),
+    "standin.list_snapshots": Sample(),
+    "standin.save_snapshot": Sample(body={"name": "ctl-snap"}),
+    "standin.restore_snapshot": Sample({"name": "ctl-snap"}, setup=SNAPSHOT),
+    "standin.delete_snapshot": Sample({"name": "ctl-snap"}, setup=SNAPSHOT),
+    "standin.journal_count": Sample(),
+    "standin.journal_unmatched": Sample(),
     "standin.ready": Sample(),
     "standin.openapi_document": None,
     "standin.docs": None,
@@ -238,21 +249,23 @@ def test_reset_with_settings_equals_a_fresh_seed(make_app, untimed):
     assert [n["name"] for n in get_json(c, API + "/nodes/")["data"]] == list(nodes)
 
 
-def test_reset_defaults_to_the_running_settings(make_app, untimed):
+def test_reset_defaults_to_the_settings_the_world_was_created_with(make_app, untimed):
+    """A reset to other settings does not become the default of the next reset: one
+    without a body goes back to the world as it was created."""
     c = make_app(nodes=1, clients=10, seed=42)
-    control(c, "POST", "/_standin/reset", {"seed": 9, "clients": 4})
-    assert control(c, "GET", "/_standin")["data"]["settings"] == {
-        "seed": 9, "nodes": 1, "clients": 4}
     first = snapshot(c, untimed)
-    call(c, "DELETE", "/connections/" + quote(
-        get_json(c, API + "/connections/")["data"][0]["client_id"], safe=""))
-    assert control(c, "POST", "/_standin/reset")["data"] == {"seed": 9, "nodes": 1, "clients": 4}
+    control(c, "POST", "/_standin/reset", {"seed": 9, "clients": 0})
+    assert control(c, "GET", "/_standin")["data"]["settings"] == {
+        "seed": 9, "nodes": 1, "clients": 0}
+    assert get_json(c, API + "/connections/")["meta"]["count"] == 0
+    assert control(c, "POST", "/_standin/reset")["data"] == {"seed": 42, "nodes": 1,
+                                                             "clients": 10}
     assert snapshot(c, untimed) == first
-    # A partial body keeps the other running settings.
+    # A partial body takes the other settings from the world's creation too.
     control(c, "POST", "/_standin/reset", {"nodes": 2})
     assert control(c, "GET", "/_standin")["data"]["settings"] == {
-        "seed": 9, "nodes": 2, "clients": 4}
-    assert get_json(c, API + "/connections/")["meta"]["count"] == 8
+        "seed": 42, "nodes": 2, "clients": 10}
+    assert get_json(c, API + "/connections/")["meta"]["count"] == 20
 
 
 def test_reset_to_an_empty_cluster(make_app):
