@@ -1,5 +1,5 @@
-"""The `emqx-standin` command: `python .` in a checkout, `python -m emqx_standin` or the
-`emqx-standin` script once installed (`emqx-standin --help`).
+"""The `emqx-standin` command: `python .` in a checkout, the `emqx-standin` script once
+installed (the wheel has this file as emqx_standin/main.py).
 
 Installed from the wheel, the project's files sit together in one folder and its modules
 import each other by their own names (`app`, `seed`, ...): that folder goes first on the

@@ -50,6 +50,7 @@ def on_starting(server):
     if problem:
         server.log.error("emqx-standin cannot start: %s", problem)
         sys.exit(1)
+    standin_server.warm_template()  # the first world and reset are then quick too
     if not standin_server.needs_seed(path):
         return
     config = app.config

@@ -202,12 +202,29 @@ def seed_now(path):
         db.close()
 
 
+def warm_template():
+    """Make the seeded template of the default settings (if small) before serving."""
+    import app
+    import standin
+
+    config = app.app.config
+    if config["NODES"] * config["CLIENTS"] * 1.1 <= standin.TEMPLATE_MAX:
+        with app.app.app_context():
+            standin.template(config["SEED"], config["NODES"], config["CLIENTS"])
+
+
 def start_seeding(path):
     """Seed in a child process whose progress lines go to the log; the workers start at once
     and answer /status ("starting") and 503 on the API until it is done."""
     command = "seed" if os.path.exists(path) and os.path.getsize(path) else "init-db"
     env = {**os.environ, "STANDIN_DB": path}
     env.pop("STANDIN_RESEED", None)
-    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
-    return subprocess.Popen([sys.executable, launcher, command], env=env,
+    return subprocess.Popen([sys.executable, launcher(), command], env=env,
                             stdin=subprocess.DEVNULL)
+
+
+def launcher():
+    """The emqx-standin command's file: __main__.py in a checkout, main.py in the wheel."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    checkout = os.path.join(here, "__main__.py")
+    return checkout if os.path.exists(checkout) else os.path.join(here, "main.py")

@@ -131,6 +131,19 @@ def test_package_serves_from_another_directory(tmp_path):
     assert (elsewhere / "standin.db").exists()
 
 
+@pytest.mark.live
+def test_pytest_example_runs_as_printed(tmp_path):
+    """The README's pytest example, saved as the file it names and run by pytest in a
+    folder of its own: the fixtures come with the installed package."""
+    (example,) = blocks("pytest-example")
+    (tmp_path / "test_with_standin.py").write_text(example)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-W", "error", "test_with_standin.py"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "2 passed" in out.stdout
+
+
 def test_compose_block_is_the_file():
     assert blocks("docker-compose.yml") == [(ROOT / "docker-compose.yml").read_text()]
 
@@ -152,7 +165,8 @@ def test_testcontainers_example_imports_cleanly():
 def test_names_no_file_a_checkout_lacks():
     files = set(tracked_files())
     folders = {str(Path(f).parent) for f in files} | {"."}
-    made_at_run_time = {"standin.db", "standin-journal.db", ".venv", "bench/node_modules"}
+    made_at_run_time = {"standin.db", "standin-journal.db", ".venv", "bench/node_modules",
+                        "conftest.py"}  # (and the user's own conftest.py)
     named = set(re.findall(r"`((?:[\w.-]+/)*[\w.-]+\.(?:py|sql|json|txt|toml|yml|md|png|html|"
                            r"js|css|ini|db))`", README))
     named |= set(re.findall(r"\]\(((?:[\w.-]+/)*[\w.-]+)\)", README))  # links
