@@ -1,13 +1,15 @@
-"""Micro benchmarks of the stand-in: a paged read, one Basic-auth check, publish and subscribe.
+"""Micro benchmarks of the stand-in: a paged read, one Basic-auth check, publish and
+subscribe, and whole states (worlds, snapshots, reset).
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/micro.py [read] [auth] [publish] [options]
+    .venv/bin/python bench/micro.py [read] [auth] [publish] [worlds] [options]
 
-    .venv/bin/python bench/micro.py                      # all three parts, defaults (~30 s)
+    .venv/bin/python bench/micro.py                      # all four parts, defaults (~45 s)
     .venv/bin/python bench/micro.py read --clients 1000,100000
     .venv/bin/python bench/micro.py auth
     .venv/bin/python bench/micro.py publish --sizes 100,100000 --seconds 3
+    .venv/bin/python bench/micro.py worlds --worlds 50,10000 --repeat 15
 
 Options:
     --clients 1000[,N...]   read: STANDIN_CLIENTS of each database measured (default 1000)
@@ -16,6 +18,8 @@ Options:
     --warmup 1              seconds of untimed load (the same requests) before each timed run
     --concurrency N         request threads (default 8 for read, 4 for publish)
     --calls 5000            auth: calls per cheap check (the PBKDF2 checks make 1/250 of that)
+    --worlds 50,10000       worlds: STANDIN_CLIENTS of each served database measured
+    --repeat 15             worlds: times each control is called (the median is printed)
 
 Parts:
 
@@ -23,8 +27,8 @@ read     For each size, seeds a database in-process (1 node, seed 42), serves it
          gunicorn -w 2 through tests/live.py's LiveServer (the tests' launcher; the repository
          root is the working directory, so gunicorn.conf.py applies, access log to /dev/null)
          and drives GET /api/v3/connections/?_limit=100 closed-loop from CONCURRENCY threads,
-         each on its own http.client connection (sync workers close it after every answer; it
-         is reopened). `x first` divides req/s by the first size's.
+         each on its own http.client connection, kept alive between requests (reopened when
+         the server closes it). `x first` divides req/s by the first size's.
 auth     Times app.verify_password in this process, inside one application context, on a
          small database of its own: the app credential (a secret compare), a dashboard user
          with the per-process verification cache warm and with it cleared before every call
@@ -37,6 +41,14 @@ publish  For each size, builds an empty cluster (0 clients) and adds SIZE subscr
          filter, at every size) and POST /api/v3/mqtt/subscribe (a new filter each time).
          Matching must not scan the subscriptions, so the sizes should be close: `x ref`
          divides by the smallest size's figure, measured in the same run.
+worlds   For each size, seeds a database in-process (1 node, seed 42) and times it: that is
+         the reference, building the same state from scratch. Then serves it with LiveServer
+         (gunicorn -w 2) and calls, one at a time from one client, REPEAT times each:
+         POST /_standin/worlds {name, clients: SIZE} (then deletes it, untimed), POST
+         /_standin/snapshots {name}, POST /_standin/snapshots/<name>/restore and POST
+         /_standin/reset. The first world of a size also makes the seeded template (the
+         server makes the default one before it serves); it is printed on its own. `x seed`
+         divides each median by the seeding time of the same size.
 
 Only answers that are HTTP 200 (and, for publish and subscribe, {"code": 0}) count towards
 req/s and the latency percentiles; anything else is counted as an error.
@@ -67,7 +79,7 @@ import app  # noqa: E402
 import live  # noqa: E402
 import seed  # noqa: E402
 
-PARTS = ("read", "auth", "publish")
+PARTS = ("read", "auth", "publish", "worlds")
 AUTH_HEADER = "Basic " + b64encode(b"admin:public").decode()
 READ_PATH = "/api/v3/connections/?_limit=100"
 QUIET = ("--access-logfile", os.devnull)  # flags win over gunicorn.conf.py
@@ -182,7 +194,7 @@ def read_part(args, tmp):
                           status_ok)
         rows.append((clients, count, seeded, run))
 
-    print(f"read: GET {READ_PATH} on gunicorn -w 2 (sync), {concurrency} threads,"
+    print(f"read: GET {READ_PATH} on gunicorn -w 2 (threaded workers), {concurrency} threads,"
           f" {args.seconds:g} s per figure after {args.warmup:g} s warm-up")
     print(f"{'clients':>10} {'count':>10} {'seed s':>7} {'requests':>9} {'errors':>6}"
           f" {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'x first':>7}")
@@ -307,8 +319,8 @@ def publish_part(args, tmp):
             sub = measure(server, args, concurrency, subscribe, code_ok)
         rows.append((count, built, pub, sub))
 
-    print(f"publish: POST /api/v3/mqtt/publish and /mqtt/subscribe on gunicorn -w 2 (sync),"
-          f" {concurrency} threads, {args.seconds:g} s per figure after {args.warmup:g} s"
+    print("publish: POST /api/v3/mqtt/publish and /mqtt/subscribe on gunicorn -w 2 (threaded"
+          f" workers), {concurrency} threads, {args.seconds:g} s per figure after {args.warmup:g} s"
           " warm-up each")
     print(f"{'subscriptions':>13} {'build s':>7} | {'publish/s':>9} {'p50 ms':>7} {'p99 ms':>7}"
           f" {'x ref':>5} | {'subscribe/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'x ref':>5}"
@@ -321,6 +333,78 @@ def publish_part(args, tmp):
               f" {pub.ms(0.99):>7.2f} {x_pub:>5.2f} | {sub.rate:>11.0f} {sub.ms(0.5):>7.2f}"
               f" {sub.ms(0.99):>7.2f} {x_sub:>5.2f} | {pub.errors + sub.errors}")
     print(f"(x ref: divided by the {rows[0][0]:,}-subscription database, same run)")
+
+
+# --- worlds: whole states through the controls, beside seeding from scratch ---
+
+
+def call(conn, method, path, body=None):
+    """One control call on a kept connection; its time in seconds (it must answer code 0)."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": AUTH_HEADER, "Content-Type": "application/json"}
+    started = time.perf_counter()
+    conn.request(method, path, body=data, headers=headers)
+    response = conn.getresponse()
+    answer = response.read()
+    took = time.perf_counter() - started
+    if response.status != 200 or json.loads(answer).get("code") != 0:
+        raise RuntimeError(f"{method} {path}: {response.status} {answer[:200]!r}")
+    return took
+
+
+def repeat(conn, times, method, route, body=None, after=None):
+    """The times of `times` calls; {i} in the route and in body strings is the call's number;
+    `after(i)` names an untimed call made after each."""
+    out = []
+    for i in range(times):
+        filled = {k: v.format(i=i) if isinstance(v, str) else v
+                  for k, v in body.items()} if body else None
+        out.append(call(conn, method, route.format(i=i), filled))
+        if after:
+            call(conn, *after(i))
+    return out
+
+
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def worlds_part(args, tmp):
+    rows = []
+    for clients in args.worlds:
+        path = os.path.join(tmp, f"worlds-{clients}.db")
+        started = time.perf_counter()
+        app.ensure_database(path, seed=42, nodes=1, clients=clients)
+        seeded = time.perf_counter() - started
+        timings = {}
+        with serve(path, clients) as server:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+
+            first = call(conn, "POST", "/_standin/worlds", {"name": "first", "clients": clients})
+            call(conn, "DELETE", "/_standin/worlds/first")
+            n = args.repeat
+            timings["create"] = repeat(conn, n, "POST", "/_standin/worlds",
+                                       {"name": "w{i}", "clients": clients},
+                                       after=lambda i: ("DELETE", f"/_standin/worlds/w{i}"))
+            timings["save"] = repeat(conn, n, "POST", "/_standin/snapshots", {"name": "s{i}"})
+            timings["restore"] = repeat(conn, n, "POST", "/_standin/snapshots/s{i}/restore")
+            timings["reset"] = repeat(conn, n, "POST", "/_standin/reset")
+            conn.close()
+        rows.append((clients, seeded, first, {k: median(v) for k, v in timings.items()}))
+
+    print("worlds: the controls on gunicorn -w 2 (threaded workers), one client, median of"
+          f" {args.repeat} calls each; seed = ensure_database on a new file in this process")
+    labels = ("create", "save", "restore", "reset")
+    print(f"{'clients':>8} {'seed ms':>9} {'1st world':>9} | "
+          + " | ".join(f"{label + ' ms':>10} {'x seed':>7}" for label in labels))
+    for clients, seeded, first, medians in rows:
+        cells = " | ".join(f"{medians[label] * 1e3:>10.2f} {medians[label] / seeded:>7.3f}"
+                           for label in labels)
+        print(f"{clients:>8,} {seeded * 1e3:>9.1f} {first * 1e3:>9.1f} | {cells}")
+    print("(create: POST /_standin/worlds; save/restore: a snapshot; reset: POST /_standin/reset"
+          " to the settings the database was created with)")
 
 
 # --- entry point ---
@@ -350,8 +434,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="bench/micro.py", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="parts: read, auth, publish (default: all three, in that order)")
-    parser.add_argument("parts", nargs="*", metavar="part", help="read, auth or publish")
+        epilog="parts: read, auth, publish, worlds (default: all four, in that order)")
+    parser.add_argument("parts", nargs="*", metavar="part",
+                        help="read, auth, publish or worlds")
     parser.add_argument("--clients", type=numbers, default=[1000],
                         help="read: STANDIN_CLIENTS per database (default 1000)")
     parser.add_argument("--sizes", type=numbers, default=[100, 100000],
@@ -364,6 +449,10 @@ def parse_args(argv=None):
                         help="threads (default 8 for read, 4 for publish)")
     parser.add_argument("--calls", type=positive(int), default=5000,
                         help="auth: calls per cheap check (default 5000)")
+    parser.add_argument("--worlds", type=numbers, default=[50, 10000],
+                        help="worlds: STANDIN_CLIENTS per database (default 50,10000)")
+    parser.add_argument("--repeat", type=positive(int), default=15,
+                        help="worlds: calls of each control (default 15)")
     args = parser.parse_intermixed_args(argv)
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
@@ -381,7 +470,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="standin-micro-") as tmp:
         for part in args.parts:
             print()
-            {"read": read_part, "auth": auth_part, "publish": publish_part}[part](args, tmp)
+            {"read": read_part, "auth": auth_part, "publish": publish_part,
+             "worlds": worlds_part}[part](args, tmp)
             sys.stdout.flush()
     print(f"\n(took {time.monotonic() - began:.0f} s)")
 

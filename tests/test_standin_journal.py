@@ -170,6 +170,57 @@ def test_large_bodies_are_cut(client):
     assert len(entry.get("body") or "") <= 4096
 
 
+def _whole(raw):
+    """The reference: parse the whole body, mask every secret key's value, cut the text."""
+    def masked(value):
+        if isinstance(value, dict):
+            return {k: "******" if any(w in k.lower() for w in ("password", "pwd", "secret",
+                                                                "token")) else masked(v)
+                    for k, v in value.items()}
+        return [masked(v) for v in value] if isinstance(value, list) else value
+    try:
+        text = json.dumps(masked(json.loads(raw)), ensure_ascii=False)
+    except ValueError:
+        return "<not JSON>"
+    return text if len(text) <= 1024 else text[:1024] + "…"
+
+
+def _document(rng, depth=0):
+    pick = rng.random()
+    if depth > 4 or pick < 0.3:
+        return rng.choice([1, -2.5, 1e-7, 10 ** 18, "t\u00e9\"x\\\n", "", None, True, False])
+    if pick < 0.65:
+        return [_document(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {rng.choice(["a", "Password", "old_pwd", "app_secret", "tokens", "b" * 300]):
+            _document(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def test_bodies_read_only_up_to_the_cut_read_as_if_read_whole():
+    """The journal reads a body token by token up to its cut; what it keeps is what parsing
+    the whole body would keep: masked secrets (at any depth, whole objects too), json.dumps'
+    layout, the cut, and <not JSON> for broken or trailing text."""
+    import random
+
+    from standin import _bounded_json
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        doc = _document(rng)
+        for separators in ((",", ":"), (", ", ": ")):
+            raw = json.dumps(doc, separators=separators)
+            assert _bounded_json(raw.encode()) == _whole(raw), raw
+    broken = ['{"a":1,}', "[1,]", '{"a"}', "{,}", "[,1]", '{"a":1', "[1 2]", '{"a":1}x', "01",
+              "]", "[{\"a\":1]}", '{"a":1}}', "NaN", " ", '"\x01"', '{"a" "b"}', "[1:2]"]
+    for raw in broken:
+        assert _bounded_json(raw.encode()) == "<not JSON>", raw
+    assert _bounded_json(b"\xff") == "<not JSON>"
+    # A list page of many rows: the cut comes early, and later secrets never matter.
+    page = {"code": 0, "data": [{"client_id": f"c{i}", "password": "x" * i} for i in range(5000)]}
+    raw = json.dumps(page, separators=(",", ":"))
+    assert _bounded_json(raw.encode()) == _whole(raw)
+    assert "xxx" not in _bounded_json(raw.encode())
+
+
 def test_clear(client):
     client.get(API + "/brokers/", auth=AUTH)
     assert journal(client)
