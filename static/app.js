@@ -1128,7 +1128,7 @@
 
   function showJournalDetail(e) {
     journalSelected = e;
-    var pretty = prettyBody(e.body);
+    var pretty = prettyBody(e.body), answer = prettyBody(e.response);
     var box = $("journal-detail");
     box.replaceChildren(
       el("div", { className: "detail-head" }, [
@@ -1149,8 +1149,9 @@
       pretty === null ? el("p", { className: "muted", "data-testid": "journal-request-body", text: "No body." })
                       : el("pre", { className: "body", "data-testid": "journal-request-body", text: pretty }),
       el("h4", { text: "Response body" }),
-      el("p", { className: "muted", "data-testid": "journal-response-body",
-                text: "Not recorded: the journal keeps the request body only (up to 1 KiB, secrets masked); the answer's HTTP status and code are above." })
+      answer === null ? el("p", { className: "muted", "data-testid": "journal-response-body", text: "No body." })
+                      : el("pre", { className: "body", "data-testid": "journal-response-body", text: answer }),
+      el("p", { className: "muted", text: "Bodies are kept up to their first KiB, secrets masked." })
     );
     renderJournal(true);
   }

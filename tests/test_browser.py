@@ -559,6 +559,7 @@ def test_a_fault_on_one_route_is_reported_beside_its_panel(page, server, tmp_pat
 
 def test_journal_filters_detail_pause_and_clear(page, server):
     control(server, "DELETE", "/journal")
+    api(server, "GET", "/connections/?_limit=50")
     api(server, "POST", "/mqtt/publish", {"topic": "ui/journal", "payload": "hello", "qos": 1})
     refused = requests.delete(f"{server}/api/v3/connections/nobody-here", auth=AUTH, timeout=10)
     assert refused.json()["code"] == 112
@@ -581,12 +582,19 @@ def test_journal_filters_detail_pause_and_clear(page, server):
     assert {s[0] for s in journal.evaluate_all("rs => rs.map(r => r.dataset.status)")} == {"4"}
     page.select_option("#journal-status", "")
 
-    # The detail: the request body as sent (pretty JSON); the response body is not recorded.
+    # The detail: the request body as sent and the answer (pretty JSON); a long answer is
+    # shown as the journal keeps it, cut at its first KiB.
     page.select_option("#journal-route", "mqtt_publish")
     journal.first.click()
     body = page.locator("[data-testid=journal-request-body]")
     assert json.loads(body.inner_text()) == {"topic": "ui/journal", "payload": "hello", "qos": 1}
-    expect(page.locator("[data-testid=journal-response-body]")).to_contain_text("Not recorded")
+    answer = page.locator("[data-testid=journal-response-body]")
+    assert json.loads(answer.inner_text()) == {"code": 0}
+    page.select_option("#journal-route", "list_connections")
+    expect(journal).not_to_have_count(0)
+    journal.first.click()
+    expect(answer).to_contain_text('{"code": 0, "data": [{')
+    assert answer.inner_text().endswith("…")
     page.select_option("#journal-route", "")
 
     # Paused, the panel keeps what it shows; resumed, it catches up.
