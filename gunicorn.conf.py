@@ -50,6 +50,12 @@ def on_starting(server):
     if problem:
         server.log.error("emqx-standin cannot start: %s", problem)
         sys.exit(1)
+    # The MQTT listener (mqtt.py), when STANDIN_MQTT_PORT asks for it: a process of its own,
+    # listening before the workers start (it waits for a seed in progress by itself).
+    if os.environ.get("STANDIN_MQTT_PORT"):
+        import mqtt
+
+        server.standin_mqtt = mqtt.start_from_master(server.log)
     if not standin_server.needs_seed(path):
         return
     config = app.config
@@ -115,3 +121,7 @@ def on_exit(server):
     seeder = getattr(server, "standin_seeder", None)
     if seeder is not None and seeder.poll() is None:
         seeder.terminate()
+    if getattr(server, "standin_mqtt", None) is not None:  # the MQTT listener, with it
+        import mqtt
+
+        mqtt.stop_from_master(server.standin_mqtt)
