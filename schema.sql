@@ -396,7 +396,8 @@ CREATE TABLE IF NOT EXISTS mqtt_sockets (
 );
 -- A session a real client began: messages routed to it go through the outbox.
 CREATE TABLE IF NOT EXISTS mqtt_sessions (
-    client_id TEXT PRIMARY KEY REFERENCES sessions(client_id) ON DELETE CASCADE
+    client_id TEXT PRIMARY KEY REFERENCES sessions(client_id) ON DELETE CASCADE,
+    begun_at  INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
 );
 -- The outbox: a message for a real client's session (app.deliver writes it), sent by the
 -- listener while the client is connected (conn_id: the connection it was handed to, NULL
