@@ -142,6 +142,7 @@ class Settings:
             max_packet=number("STANDIN_MQTT_MAX_PACKET", 1 << 20, 64, 268_435_455),
             users=users,
             poll=number("STANDIN_MQTT_POLL_MS", 5, 1, 1000) / 1000,
+            connect_timeout=number("STANDIN_MQTT_CONNECT_TIMEOUT", 10, 1, 3600, float),
         )
 
 
@@ -326,7 +327,7 @@ class Store:
             if not said:
                 log.info("mqtt: waiting for %s to be seeded", self.settings.database)
                 said = True
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     def forget_stale(self):
         """Rows of an earlier listener on this address: their sockets are gone."""
@@ -609,6 +610,10 @@ def job_acked(store, db, outbox_ids):
         db.execute(f"DELETE FROM mqtt_outbox WHERE id IN ({qmarks(chunk)})", chunk)
 
 
+def job_release(store, db, rows):
+    db.executemany("UPDATE mqtt_outbox SET conn_id = NULL WHERE id = ? AND conn_id = ?", rows)
+
+
 def job_missed(store, db, key):
     emqx.bump(db, {(store.node, key): 1})
 
@@ -789,26 +794,39 @@ class Client:
             if known is None or password is None or not hmac.compare_digest(
                     known.encode(), password.encode()):
                 return await self.refuse(BAD_CREDENTIALS)
-        if not self.store.ready:
+        # Waits for a database being seeded; answered in connected(), before any delivery.
+        future = self.store.submit(job_connect, self, then=self.connected)
+        await asyncio.wait([future], timeout=self.settings.connect_timeout)
+        if not future.done():  # the database is slow: the client is told so, and the row,
+            self.closed = True  # if one is made after all, goes again (connected)
             return await self.refuse(UNAVAILABLE, count=False)
         try:
-            code, conn_id, present, taken = await self.store.submit(job_connect, self)
+            code = future.result()[0]
         except Exception as e:  # noqa: BLE001 - the database said no (busy, full)
             log.warning("mqtt: CONNECT of %s failed: %s", self.client_id, e)
             return await self.refuse(UNAVAILABLE, count=False)
+        if code != ACCEPTED:
+            return await self.refuse(code, count=False)
+        return self.conn_id is not None
+
+    def connected(self, result):
+        """The CONNECT's answer, in the loop, before the outbox is looked at again."""
+        code, conn_id, present, taken = result
         for old in taken:
             self.listener.taken_over(old)
         if code != ACCEPTED:
-            return await self.refuse(code, count=False)
+            return
+        if self.closed:  # given up on meanwhile
+            self.store.submit(job_lost, conn_id, self.client_id, "closed", None)
+            return
         self.conn_id = conn_id
         self.listener.clients[conn_id] = self
         self.send(ConnackPacket.build(int(present), ACCEPTED).to_bytes())
-        return True
 
     async def refuse(self, code, raw=None, count=True):
         data = raw or ConnackPacket.build(0, code).to_bytes()
         self.send(data)
-        if count and self.store.ready:
+        if count:
             self.store.submit(job_refused, self.connect_size, len(data))
         self.gone = True
         return False
@@ -958,7 +976,7 @@ class Client:
     # --- writing and closing ---
 
     def send(self, data):
-        if not self.closed and not self.writer.is_closing():
+        if not self.writer.is_closing():
             self.writer.write(data)
 
     def abort(self):
@@ -1084,15 +1102,17 @@ class Listener:
                 else:
                     self.store.submit(job_lost, conn_id, client.client_id, "kicked", None)
                 client.abort()
-        touched = set()
+        touched, orphans = set(), []
         for row in claimed:
             client = self.clients.get(row[7])
             if client is None or client.closed:
-                if row[4]:
-                    pass  # released by the client's close (job_lost / drop_connection)
+                if row[4]:  # not for a socket here any more: waits again
+                    orphans.append((row[0], row[7]))
                 continue
             client.deliver(row)
             touched.add(client)
+        if orphans:
+            self.store.submit(job_release, orphans)
         for client in touched:
             client.pump()
 
