@@ -105,7 +105,7 @@ class Settings:
     max_queue: int = 1000
     max_packet: int = 1 << 20
     users: dict = field(default_factory=dict)
-    poll: float = 0.005
+    poll: float = 0.002
     connect_timeout: float = 10.0
 
     @classmethod
@@ -141,7 +141,7 @@ class Settings:
             max_queue=number("STANDIN_MQTT_MAX_QUEUE", 1000, 1, 1_000_000),
             max_packet=number("STANDIN_MQTT_MAX_PACKET", 1 << 20, 64, 268_435_455),
             users=users,
-            poll=number("STANDIN_MQTT_POLL_MS", 5, 1, 1000) / 1000,
+            poll=number("STANDIN_MQTT_POLL_MS", 2, 1, 1000) / 1000,
             connect_timeout=number("STANDIN_MQTT_CONNECT_TIMEOUT", 10, 1, 3600, float),
         )
 
