@@ -1912,8 +1912,9 @@ def deliver(db, deliveries, counts, retain=False):
         now = time.time()
         db.executemany("INSERT INTO mqtt_outbox (client_id, topic, payload, qos, retain, created)"
                        " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM mqtt_sessions"
-                       " WHERE client_id = ?1)",
-                       [(*h, int(retain), now) for h in handed])
+                       " WHERE client_id = ?1) AND (EXISTS (SELECT 1 FROM mqtt_sockets WHERE"
+                       " client_id = ?1) OR NOT EXISTS (SELECT 1 FROM connections WHERE"
+                       " client_id = ?1))", [(*h, int(retain), now) for h in handed])
     return len(delivered) + len(queued)
 
 

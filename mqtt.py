@@ -34,6 +34,7 @@ protocol version) in MQTT 5's format.
 import asyncio
 import collections
 import hmac
+import json
 import logging
 import os
 import queue
@@ -84,6 +85,8 @@ MAX_AWAITING_REL = 100  # EMQ X's max_awaiting_rel: QoS 2 messages awaiting thei
 BATCH = 256  # jobs at most in one write transaction
 CLAIM = 5000  # outbox rows at most claimed by one look
 WRITE_BUFFER = 1 << 20  # bytes waiting for a client before deliveries to it wait too
+QUEUE_BYTES = 8 << 20  # payload bytes claimed for one client and not yet written
+PENDING_BYTES = 64 << 20  # payload bytes of PUBLISH packets read and not yet routed
 PENDING_SOCKETS = 128  # sockets beyond max_conns that may be between accept and CONNECT
 FRAME_TIMEOUT = 30.0  # seconds a started packet may take to arrive whole
 
@@ -239,6 +242,7 @@ class Store:
         self.ready = False
         self.node = None
         self.owned = {}  # conn_id -> client_id: the rows this listener's sockets own
+        self.full = frozenset()  # conn_ids whose clients have no room (set by the loop)
         self.version = None
         self.dirty = False
         self.thread = threading.Thread(target=self.run, name="mqtt-db", daemon=True)
@@ -397,10 +401,14 @@ class Store:
         gone = [c for c in self.owned if c not in present]
         for conn_id in gone:
             del self.owned[conn_id]
+        full = self.full
+        if full:
+            self.trim(full)
         pending = db.execute(
             "SELECT o.id, o.qos FROM mqtt_sockets s JOIN mqtt_outbox o ON o.client_id ="
-            " s.client_id AND o.conn_id IS NULL WHERE s.owner = ? ORDER BY o.id LIMIT ?",
-            (self.owner, CLAIM)).fetchall()
+            " s.client_id AND o.conn_id IS NULL WHERE s.owner = ? AND s.conn_id NOT IN"
+            " (SELECT value FROM json_each(?)) ORDER BY o.id LIMIT ?",
+            (self.owner, json.dumps(sorted(full)), CLAIM)).fetchall()
         claimed = []
         if pending:
             ids0 = [r[0] for r in pending if r[1] == 0]
@@ -425,6 +433,25 @@ class Store:
         if gone or claimed or not running:
             self.loop.call_soon_threadsafe(self.listener.on_look, running, gone,
                                            [tuple(r) for r in claimed])
+
+    def trim(self, full):
+        """A client that reads slower than it is sent to keeps its newest max_queue
+        messages waiting in the outbox; older ones are dropped, as a full mqueue drops."""
+        limit = self.settings.max_queue
+        for conn_id in full:
+            client_id = self.owned.get(conn_id)
+            if client_id is None:
+                continue
+            waiting = self.db.execute("SELECT count(*) FROM mqtt_outbox WHERE client_id = ?"
+                                      " AND conn_id IS NULL", (client_id,)).fetchone()[0]
+            if waiting > limit:
+                with emqx.transaction(self.db):
+                    self.db.execute(
+                        "DELETE FROM mqtt_outbox WHERE id IN (SELECT id FROM mqtt_outbox WHERE"
+                        " client_id = ? AND conn_id IS NULL ORDER BY id DESC LIMIT -1 OFFSET ?)",
+                        (client_id, limit))
+                    self.db.execute("UPDATE sessions SET mqueue_dropped = mqueue_dropped + ?"
+                                    " WHERE client_id = ?", (waiting - limit, client_id))
 
     def shutdown(self):
         """The listener stops: its connections go (their sessions as their clean flag says)."""
@@ -682,6 +709,7 @@ class Client:
         self.last_packet = time.monotonic()
         self.frame_started = None
         self.queue = collections.deque()  # outbox rows waiting for the inflight window
+        self.queue_bytes = 0
         self.inflight = {}  # packet id -> [outbox id, qos, stage]
         self.next_id = 0
         self.awaiting_rel = set()
@@ -719,6 +747,7 @@ class Client:
                 await self.on_packet(fixed, body)
                 if len(self.pending) > 64:  # a client that sends faster than it is served
                     await asyncio.wait([self.pending[-1]])
+                await self.listener.room.wait()  # PUBLISH bytes read and not yet routed
                 while self.pending and self.pending[0].done():
                     self.pending.popleft()
         except Malformed as e:
@@ -903,8 +932,19 @@ class Client:
             self.awaiting_rel.add(packet_id)
         ack = (None, PubackPacket, PubrecPacket)[qos]
         ack = ack.build(packet_id).to_bytes() if ack else None
-        self.job(job_publish, self.conn_id, self.client_id, topic, payload, qos, retain,
-                 then=lambda ok: ok and ack and self.send(ack))
+        listener = self.listener
+        listener.pending_bytes += len(payload)
+        if listener.pending_bytes > PENDING_BYTES:
+            listener.room.clear()
+
+        def routed(ok):
+            listener.routed(len(payload))
+            if ok and ack:
+                self.send(ack)
+
+        future = self.job(job_publish, self.conn_id, self.client_id, topic, payload, qos,
+                          retain, then=routed)
+        future.add_done_callback(lambda f: f.exception() and listener.routed(len(payload)))
 
     async def on_subscribe(self, fixed, body):
         packet = await decode(fixed, body)
@@ -932,6 +972,12 @@ class Client:
             self.listener.drop(self.client_id, row)
             return
         self.queue.append(row)
+        self.queue_bytes += len(row[3])
+
+    def full(self):
+        """No room for more deliveries now: they wait in the outbox (see Store.trim)."""
+        return (len(self.queue) >= self.settings.max_queue or self.queue_bytes >= QUEUE_BYTES
+                or self.writer.transport.get_write_buffer_size() >= WRITE_BUFFER)
 
     def pump(self):
         if self.closed:
@@ -942,6 +988,7 @@ class Client:
             if qos and len(self.inflight) >= self.settings.max_inflight:
                 break
             self.queue.popleft()
+            self.queue_bytes -= len(payload)
             packet_id = None
             if qos:
                 packet_id = self.new_packet_id()
@@ -1017,6 +1064,9 @@ class Listener:
         self.running = True
         self.acks = []
         self.latency = collections.deque(maxlen=10000)
+        self.pending_bytes = 0
+        self.room = asyncio.Event()
+        self.room.set()
         self.stopping = None
 
     async def serve(self):
@@ -1087,6 +1137,7 @@ class Listener:
                 client.watchdog(now)
                 if client.queue:
                     client.pump()  # a slow reader's buffer may have drained
+            self.update_full()
 
     # --- from the store (in the loop) ---
 
@@ -1115,6 +1166,15 @@ class Listener:
             self.store.submit(job_release, orphans)
         for client in touched:
             client.pump()
+        self.update_full()
+
+    def update_full(self):
+        self.store.full = frozenset(c.conn_id for c in self.clients.values() if c.full())
+
+    def routed(self, size):
+        self.pending_bytes -= size
+        if self.pending_bytes <= PENDING_BYTES:
+            self.room.set()
 
     def taken_over(self, conn_id):
         client = self.clients.pop(conn_id, None)

@@ -413,3 +413,4 @@ CREATE TABLE IF NOT EXISTS mqtt_outbox (
     conn_id   INTEGER
 );
 CREATE INDEX IF NOT EXISTS mqtt_outbox_client ON mqtt_outbox(client_id, conn_id, id);
+CREATE INDEX IF NOT EXISTS mqtt_sockets_client ON mqtt_sockets(client_id);

@@ -554,7 +554,7 @@ def test_malformed_packets_and_oversized_frames_close_only_their_connection(serv
         assert got == b"\x20\x02\x00\x00"
         s.sendall(frame)
         assert closed_by_peer(s), frame
-        until(lambda: connection(server, f"raw-bad-{i}") is None, what=f"{frame}: row gone")
+        until(lambda i=i: connection(server, f"raw-bad-{i}") is None, what=f"{frame}: gone")
     # A frame larger than the listener reads (1 MiB) is refused at its header, not read.
     s, got = raw(server, connect_packet("raw-big"))
     s.sendall(b"\x30" + bytes([0x80, 0x80, 0x80, 0x01]) + b"\x00\x01a" + b"x" * 65536)
