@@ -66,8 +66,9 @@ def small(tmp_path_factory):
     with LiveServer(tmp / "standin.db", workers=1, clients=5, env={
             "STANDIN_MQTT_PORT": port, "STANDIN_MQTT_HOST": "127.0.0.2",
             "STANDIN_MQTT_MAX_CONNS": 3, "STANDIN_MQTT_MAX_INFLIGHT": 2,
-            "STANDIN_MQTT_USERS": "alice:wonder,bob:builder"}) as s:
+            "STANDIN_MQTT_MAX_QUEUE": 5, "STANDIN_MQTT_USERS": "alice:wonder,bob:builder"}) as s:
         s.mqtt_port = port
+        s.db_path = tmp / "standin.db"
         yield s
 
 
@@ -629,6 +630,18 @@ def test_binds_where_told_limits_connections_and_checks_credentials(small, clien
         s.recv(1)  # nothing more until one is acknowledged
     s.sendall(b"\x40\x02" + struct.pack("!H", publishes[0][1]))  # PUBACK
     assert read_publishes(s, 1)[0][2] == b"2"
+    # Past STANDIN_MQTT_MAX_QUEUE=5 messages waiting for a client that does not acknowledge,
+    # the oldest are dropped (as a full mqueue drops): what waits for it stays bounded.
+    for i in range(5, 40):
+        api(small, "POST", "/mqtt/publish", {"topic": "slow", "payload": str(i), "qos": 1})
+    until(lambda: api(small, "GET", "/sessions/raw-slow")["data"][0]["mqueue_dropped"] >= 20)
+    db = sqlite3.connect(small.db_path)
+    try:
+        waiting = db.execute("SELECT count(*) FROM mqtt_outbox WHERE client_id = 'raw-slow'"
+                             ).fetchone()[0]
+    finally:
+        db.close()
+    assert waiting <= 2 + 5 + 5  # inflight, claimed, waiting in the outbox
     s.close()
 
 
