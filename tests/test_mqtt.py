@@ -788,3 +788,18 @@ def test_mosquitto_sub_kicked_out_and_banned(server, mosquitto_clients):
             api(server, "DELETE", "/banned/mosq-kick?as=client_id")
     r = mosquitto(server, "mosquitto_pub", "-i", "mosq-kick", "-t", "kick/x", "-m", "ok")
     assert r.returncode == 0
+
+
+def test_mosquitto_sub_persistent_session_queues_while_offline(server, mosquitto_clients):
+    first = mosquitto(server, "mosquitto_sub", "-i", "mosq-persist", "-c", "-q", "1", "-t",
+                      "mosqp/#", "-W", "1")
+    assert first.returncode in (0, 27), first.stderr  # 27: timed out, as asked
+    until(lambda: connection(server, "mosq-persist") is None)
+    assert api(server, "GET", "/subscriptions/mosq-persist")["data"][0]["topic"] == "mosqp/#"
+    for i in range(2):
+        api(server, "POST", "/mqtt/publish", {"topic": f"mosqp/{i}", "payload": f"m{i}",
+                                              "qos": 1})
+    assert api(server, "GET", "/sessions/mosq-persist")["data"][0]["mqueue_len"] == 2
+    back = mosquitto(server, "mosquitto_sub", "-i", "mosq-persist", "-c", "-q", "1", "-t",
+                     "mosqp/#", "-v", "-C", "2", "-W", "5")
+    assert back.stdout.splitlines() == ["mosqp/0 m0", "mosqp/1 m1"], back.stderr
