@@ -53,8 +53,11 @@ def on_starting(server):
     # The MQTT listener (mqtt.py), when STANDIN_MQTT_PORT asks for it: a process of its own,
     # listening before the workers start (it waits for a seed in progress by itself).
     if os.environ.get("STANDIN_MQTT_PORT"):
-        import mqtt
-
+        try:
+            import mqtt
+        except (ImportError, SystemExit) as e:  # not installed (the image), or no amqtt
+            server.log.error("emqx-standin cannot start its MQTT listener: %s", e)
+            sys.exit(1)
         server.standin_mqtt = mqtt.start_from_master(server.log)
     if not standin_server.needs_seed(path):
         return
