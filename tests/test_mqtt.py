@@ -14,10 +14,12 @@ CI is set: there they fail (.ci/run installs the package).
 import os
 import random
 import shutil
+import signal
 import socket
 import sqlite3
 import struct
 import subprocess
+import sys
 import threading
 import time
 from urllib.parse import quote
@@ -33,6 +35,7 @@ from live import alive
 from live import children
 from live import free_port
 from live import LiveServer
+from live import ROOT
 
 pytestmark = pytest.mark.live
 
@@ -803,3 +806,33 @@ def test_mosquitto_sub_persistent_session_queues_while_offline(server, mosquitto
     back = mosquitto(server, "mosquitto_sub", "-i", "mosq-persist", "-c", "-q", "1", "-t",
                      "mosqp/#", "-v", "-C", "2", "-W", "5")
     assert back.stdout.splitlines() == ["mosqp/0 m0", "mosqp/1 m1"], back.stderr
+
+
+def test_serve_mqtt_flag_starts_the_listener(tmp_path):
+    """`emqx-standin serve --mqtt PORT` (the package's command, as `python .` runs it)."""
+    port, mqtt_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STANDIN_")}
+    with open(tmp_path / "serve.log", "wb") as out:
+        proc = subprocess.Popen([sys.executable, ".", "serve", "--port", str(port), "--mqtt",
+                                 str(mqtt_port), "--workers", "1", "--clients", "5", "--db",
+                                 str(tmp_path / "standin.db")], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        until(lambda: proc.poll() is not None or port_open(mqtt_port), timeout=20,
+              what="the listener of serve --mqtt")
+        c = socket.create_connection(("127.0.0.1", mqtt_port), timeout=WAIT)
+        RAW_SOCKETS.append(c)
+        c.sendall(connect_packet("serve-flag"))
+        assert c.recv(4) == b"\x20\x02\x00\x00"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert "mqtt: listening on 127.0.0.1:" in (tmp_path / "serve.log").read_text()
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
