@@ -242,6 +242,7 @@ class Store:
         self.full = frozenset()  # conn_ids whose clients have no room (set by the loop)
         self.version = None
         self.dirty = False
+        self.running = True
         self.thread = threading.Thread(target=self.run, name="mqtt-db", daemon=True)
         self.stopped = threading.Event()
 
@@ -376,13 +377,18 @@ class Store:
         gone and whether the node still runs; tell the loop."""
         db = self.db
         version = db.execute("PRAGMA data_version").fetchone()[0]
-        if version == self.version and not self.dirty:
+        changed = version != self.version  # another process wrote (its own writes: dirty)
+        if not changed and not self.dirty:
             return
         self.version, self.dirty = version, False
-        row = db.execute("SELECT node_status FROM nodes WHERE name = ?", (self.node,)).fetchone()
-        running = row is not None and row[0] == "Running"
+        if changed:
+            row = db.execute("SELECT node_status FROM nodes WHERE name = ?",
+                             (self.node,)).fetchone()
+            self.running = row is not None and row[0] == "Running"
+        running = self.running
         if not self.owned:
-            self.loop.call_soon_threadsafe(self.listener.on_look, running, (), ())
+            if changed:
+                self.loop.call_soon_threadsafe(self.listener.on_look, running, (), ())
             return
         if not running:  # a stopped node drops its real clients
             with emqx.app.app_context():
@@ -393,11 +399,13 @@ class Store:
             gone, self.owned = list(self.owned), {}
             self.loop.call_soon_threadsafe(self.listener.on_look, running, gone, ())
             return
-        present = {r[0] for r in db.execute("SELECT conn_id FROM mqtt_sockets WHERE owner = ?",
-                                            (self.owner,))}
-        gone = [c for c in self.owned if c not in present]
-        for conn_id in gone:
-            del self.owned[conn_id]
+        gone = []
+        if changed:  # rows only other processes remove: kickout, takeover, reset
+            present = {r[0] for r in db.execute(
+                "SELECT conn_id FROM mqtt_sockets WHERE owner = ?", (self.owner,))}
+            gone = [c for c in self.owned if c not in present]
+            for conn_id in gone:
+                del self.owned[conn_id]
         full = self.full
         if full:
             self.trim(full)
