@@ -317,12 +317,10 @@ class Store:
                         return
                     self.ready = True
                     return
-                if seeded:
-                    log.error("mqtt: %s", emqx.outdated_message(self.settings.database,
-                                                                 version))
-                    self.loop.call_soon_threadsafe(self.listener.fatal)
-                    self.stopped.set()
-                    return
+                if seeded and not said:  # gunicorn refuses it, or rebuilds it (RESEED)
+                    log.warning("mqtt: %s", emqx.outdated_message(self.settings.database,
+                                                                   version))
+                    said = True
             except sqlite3.Error as e:
                 if not said:
                     log.info("mqtt: waiting for the database (%s)", e)
