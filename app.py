@@ -649,7 +649,7 @@ def schema_statements():
 
 # The version of the tables (PRAGMA user_version): a database of another version is refused
 # with a message naming the fix, never answered from (it would fail on a missing column).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the MQTT listener's tables (mqtt_sockets, mqtt_sessions, mqtt_outbox)
 
 # The lists whose rows are counted per block of 1024 ids in page_blocks (by the triggers of
 # schema.sql and by recount): their deep pages seek instead of walking every row.
@@ -1875,7 +1875,7 @@ def plugin_active(db, node, plugin):
     return bool(row and row["active"])
 
 
-def deliver(db, deliveries, counts):
+def deliver(db, deliveries, counts, retain=False):
     """Hand each (subscriber row, topic, payload, qos) message over; returns how many were
     received or queued.
 
@@ -1885,12 +1885,14 @@ def deliver(db, deliveries, counts):
     """
     spend(len(deliveries))
     delivered, queued, dropped, traffic = [], [], [], []
+    handed = []  # MQTT listener: (client_id, topic, payload, qos) delivered or queued
     queue_lengths = {}
     for sub, topic, payload, qos in deliveries:
         eff = min(qos, sub["qos"])
         node = sub["node"]
         if sub["online"]:
             delivered.append((sub["client_id"],))
+            handed.append((sub["client_id"], topic, payload, eff))  # MQTT listener
             size = publish_size(topic, payload, eff)
             counts[(node, "messages/sent")] += 1
             counts[(node, f"messages/qos{eff}/sent")] += 1
@@ -1911,6 +1913,7 @@ def deliver(db, deliveries, counts):
         elif (length := queue_lengths.get(sub["client_id"], sub["mqueue_len"])) \
                 < sub["max_mqueue"] or sub["max_mqueue"] == 0:
             queued.append((sub["client_id"],))
+            handed.append((sub["client_id"], topic, payload, eff))  # MQTT listener
             queue_lengths[sub["client_id"]] = length + 1
         else:
             dropped.append((sub["client_id"],))
@@ -1924,6 +1927,15 @@ def deliver(db, deliveries, counts):
                    " mqueue_len = mqueue_len + 1 WHERE client_id = ?", queued)
     db.executemany("UPDATE sessions SET enqueue_msg = enqueue_msg + 1,"
                    " mqueue_dropped = mqueue_dropped + 1 WHERE client_id = ?", dropped)
+    # MQTT listener (mqtt.py): a message for a session that a real client began goes to the
+    # outbox, which the listener sends on the client's socket (now, or when it is back).
+    if handed and db.execute("SELECT 1 FROM mqtt_sessions LIMIT 1").fetchone():
+        now = time.time()
+        db.executemany("INSERT INTO mqtt_outbox (client_id, topic, payload, qos, retain, created)"
+                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM mqtt_sessions"
+                       " WHERE client_id = ?1) AND (EXISTS (SELECT 1 FROM mqtt_sockets WHERE"
+                       " client_id = ?1) OR NOT EXISTS (SELECT 1 FROM connections WHERE"
+                       " client_id = ?1))", [(*h, int(retain), now) for h in handed])
     return len(delivered) + len(queued)
 
 
@@ -2014,7 +2026,8 @@ def subscribe(db, session, topic, qos):
         sub = db.execute(f"{SUBSCRIBER_SQL} WHERE s.client_id = ? AND s.topic = ?",
                          (session["client_id"], topic)).fetchone()
         counts = Counter()
-        deliver(db, [(sub, r["topic"], r["payload"], r["qos"]) for r in retained], counts)
+        deliver(db, [(sub, r["topic"], r["payload"], r["qos"]) for r in retained], counts,
+                retain=True)  # MQTT listener: sent with the RETAIN flag
         bump(db, counts)
 
 

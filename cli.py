@@ -179,12 +179,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
               " management API, DASHBOARD_PORT for the dashboard's). Env: STANDIN_STRICT=1.")
 @click.option("--dashboard-port", type=click.IntRange(1, 65535), default=None,
               help="Strict mode's dashboard listener (default 18083). Env: DASHBOARD_PORT.")
-def serve(host, port, workers, threads, db, seed, nodes, clients, strict, dashboard_port):
+# The MQTT listener (mqtt.py): off unless a port is given.
+@click.option("--mqtt", "mqtt_port", type=click.IntRange(1, 65535), default=None,
+              help="Also accept real MQTT 3.1.1 clients on this port (off by default)."
+              " Env: STANDIN_MQTT_PORT.")
+@click.option("--mqtt-host", default=None, help="Address the MQTT listener binds (default:"
+              " the --host address). Env: STANDIN_MQTT_HOST.")
+def serve(host, port, workers, threads, db, seed, nodes, clients, strict, dashboard_port,
+          mqtt_port, mqtt_host):
     """Serve the API with gunicorn and the project's gunicorn.conf.py (Ctrl-C stops it)."""
     given = {"STANDIN_HOST": host, "PORT": port, "WEB_CONCURRENCY": workers,
              "STANDIN_THREADS": threads, "STANDIN_DB": db and os.path.abspath(db),
              "STANDIN_SEED": seed, "STANDIN_NODES": nodes, "STANDIN_CLIENTS": clients,
-             "STANDIN_STRICT": "1" if strict else None, "DASHBOARD_PORT": dashboard_port}
+             "STANDIN_STRICT": "1" if strict else None, "DASHBOARD_PORT": dashboard_port,
+             "STANDIN_MQTT_PORT": mqtt_port, "STANDIN_MQTT_HOST": mqtt_host}
     for name, value in given.items():
         if value is not None:  # read by gunicorn.conf.py, and by a seeding child process
             os.environ[name] = str(value)

@@ -51,6 +51,15 @@ def on_starting(server):
         server.log.error("emqx-standin cannot start: %s", problem)
         sys.exit(1)
     standin_server.warm_template()  # the first world and reset are then quick too
+    # The MQTT listener (mqtt.py), when STANDIN_MQTT_PORT asks for it: a process of its own,
+    # listening before the workers start (it waits for a seed in progress by itself).
+    if os.environ.get("STANDIN_MQTT_PORT"):
+        try:
+            import mqtt
+        except (ImportError, SystemExit) as e:  # not installed (the image), or no amqtt
+            server.log.error("emqx-standin cannot start its MQTT listener: %s", e)
+            sys.exit(1)
+        server.standin_mqtt = mqtt.start_from_master(server.log)
     if not standin_server.needs_seed(path):
         return
     config = app.config
@@ -116,3 +125,7 @@ def on_exit(server):
     seeder = getattr(server, "standin_seeder", None)
     if seeder is not None and seeder.poll() is None:
         seeder.terminate()
+    if getattr(server, "standin_mqtt", None) is not None:  # the MQTT listener, with it
+        import mqtt
+
+        mqtt.stop_from_master(server.standin_mqtt)

@@ -383,3 +383,34 @@ CREATE TABLE IF NOT EXISTS faults (
     config TEXT NOT NULL,
     draws  INTEGER NOT NULL DEFAULT 0
 );
+
+-- The MQTT listener (mqtt.py): real MQTT clients beside the simulated devices. A real
+-- client's connection and session are ordinary rows; these tables say which rows a socket
+-- owns and carry what the API's workers hand to those sockets.
+-- A connection whose socket is held by the listener `owner` (its pid@host:port); the row
+-- goes with its connection (kickout, takeover, node stop), which tells the listener to close.
+CREATE TABLE IF NOT EXISTS mqtt_sockets (
+    conn_id   INTEGER PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+    client_id TEXT NOT NULL,
+    owner     TEXT NOT NULL
+);
+-- A session a real client began: messages routed to it go through the outbox.
+CREATE TABLE IF NOT EXISTS mqtt_sessions (
+    client_id TEXT PRIMARY KEY REFERENCES sessions(client_id) ON DELETE CASCADE,
+    begun_at  INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
+);
+-- The outbox: a message for a real client's session (app.deliver writes it), sent by the
+-- listener while the client is connected (conn_id: the connection it was handed to, NULL
+-- while waiting), deleted once acknowledged (QoS 1/2) or written (QoS 0).
+CREATE TABLE IF NOT EXISTS mqtt_outbox (
+    id        INTEGER PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES mqtt_sessions(client_id) ON DELETE CASCADE,
+    topic     TEXT NOT NULL,
+    payload   BLOB NOT NULL,
+    qos       INTEGER NOT NULL,
+    retain    INTEGER NOT NULL DEFAULT 0,
+    created   REAL NOT NULL,     -- unix time it was routed (the latency starts here)
+    conn_id   INTEGER
+);
+CREATE INDEX IF NOT EXISTS mqtt_outbox_client ON mqtt_outbox(client_id, conn_id, id);
+CREATE INDEX IF NOT EXISTS mqtt_sockets_client ON mqtt_sockets(client_id);
