@@ -1111,7 +1111,9 @@ def int_param(name, default, minimum):
 
 
 def paginated(view):
-    """Validate `_page` / `_limit` (defaults 1 / 10000) and put them on `g`."""
+    """Validate `_page` / `_limit` (defaults 1 / 10000) and put them on `g`; the count and
+    the rows are read in one read transaction, so they agree even while a snapshot is
+    restored or a reset commits in another worker."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -1120,7 +1122,13 @@ def paginated(view):
             raise ApiError(BAD_PARAM, "'_page' and '_limit' must be strings")  # 3.0.1 crashes
         g.page = int_param("_page", 1, None)
         g.limit = int_param("_limit", app.config["MAX_ROW_LIMIT"], 1)
-        return view(*args, **kwargs)
+        db = get_db()
+        db.execute("BEGIN")  # deferred: the first read takes the snapshot
+        try:
+            return view(*args, **kwargs)
+        finally:
+            if db.in_transaction:
+                db.execute("COMMIT")
 
     return wrapper
 

@@ -338,7 +338,7 @@ def test_a_reader_sees_the_old_state_or_the_new_never_a_mix(server):
     readers = [threading.Thread(target=read) for _ in range(3)]
     for t in readers:
         t.start()
-    for i in range(20):
+    for i in range(60):
         name = ("full", "small")[i % 2]
         r = requests.post(f"{w}/_standin/snapshots/{name}/restore", auth=AUTH, timeout=10)
         assert r.json()["code"] == 0
