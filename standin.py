@@ -9,6 +9,7 @@ in the API's envelope and takes the API's credentials.
 
 import contextlib
 import hashlib
+import inspect
 import ipaddress
 import json
 import os
@@ -243,7 +244,10 @@ def world_entry(name):
 
 @bp.get("/_standin/worlds")
 def list_worlds():
-    """The worlds, each served under its base path (/worlds/<name>/...)."""
+    """The worlds, each served under its base path (/worlds/<name>/...).
+
+    Each a whole, independent state served under /worlds/<name>/ (api/v3, _standin,
+    status), with its own credentials, journal and faults. At the root only."""
     _root_only()
     folder = worlds_folder()
     names = sorted(n[:-3] for n in os.listdir(folder) if n.endswith(".db")
@@ -254,7 +258,10 @@ def list_worlds():
 @bp.post("/_standin/worlds")
 def create_world():
     """Create a world ({name, seed?, nodes?, clients?} or {name, snapshot}), served under
-    /worlds/<name>/ with its own state, credentials, journal and faults."""
+    /worlds/<name>/ with its own state, credentials, journal and faults.
+
+    From a seeded template of the settings (a copy of a file: a few ms), or from a
+    snapshot. At the root only; at most STANDIN_MAX_WORLDS."""
     _root_only()
     body = body_object()
     name = _check_name(body.get("name"), "name")
@@ -350,7 +357,10 @@ def save_snapshot():
 
 @bp.post("/_standin/snapshots/<seg:name>/restore")
 def restore_snapshot(name):
-    """Bring a snapshot back: atomically, a reader sees the old state or the new one."""
+    """Bring a snapshot back: atomically, a reader sees the old state or the new one.
+
+    Never a mix, also for a page's count and rows (about a millisecond at the default
+    size)."""
     path = snapshot_file(name)
     if not NAME.match(name) or not os.path.exists(path):  # no such snapshot can exist
         raise not_found()
@@ -398,17 +408,24 @@ def body_object():
 METHOD_ORDER = ("GET", "POST", "PUT", "DELETE")
 
 
-def controls():
-    """Every /_standin/ route of the URL map, in the order registered: method, path, descr."""
-    out = []
-    for rule in current_app.url_map.iter_rules():
+def control_rules(flask_app):
+    """(rule, method, summary, description) of every /_standin route of `flask_app`'s URL
+    map, in the order registered. The view's docstring says it: its first paragraph is the
+    summary, the rest the description."""
+    for rule in flask_app.url_map.iter_rules():
         if rule.rule != "/_standin" and not rule.rule.startswith("/_standin/"):
             continue
-        doc = current_app.view_functions[rule.endpoint].__doc__ or ""
-        path = re.sub(r"<(?:\w+:)?(\w+)>", r":\1", rule.rule)
+        doc = inspect.cleandoc(flask_app.view_functions[rule.endpoint].__doc__ or "")
+        summary, _, details = doc.partition("\n\n")
         for method in sorted(rule.methods & set(METHOD_ORDER), key=METHOD_ORDER.index):
-            out.append({"method": method, "path": path, "descr": doc.strip().split("\n")[0]})
-    return out
+            yield rule, method, " ".join(summary.split()), " ".join(details.split())
+
+
+def controls():
+    """Every /_standin/ route of the URL map, in the order registered: method, path, descr."""
+    return [{"method": method, "path": re.sub(r"<(?:\w+:)?(\w+)>", r":\1", rule.rule),
+             "descr": summary}
+            for rule, method, summary, _ in control_rules(current_app)]
 
 
 @bp.get("/_standin")
@@ -422,7 +439,10 @@ def index():
 @bp.get("/_standin/ready")
 def ready():
     """Readiness for health checks (no credentials): 200 once the database is seeded and
-    serves, 503 with the reason before (a stopped node of the cluster does not count)."""
+    serves, 503 with the reason before.
+
+    A node stopped through PUT /_standin/nodes/{node} does not count (GET /status shows
+    that)."""
     get_db()
     return ok({"ready": True})
 
@@ -430,10 +450,53 @@ def ready():
 @bp.get("/_standin/openapi.json")
 def openapi_document():
     """The OpenAPI 3 description of the API and the controls."""
-    with current_app.open_resource("openapi.json", "rb") as f:
+    document = build_openapi(current_app)
+    return Response(json.dumps(document, ensure_ascii=False), mimetype="application/json")
+
+
+def build_openapi(flask_app):
+    """openapi.json with the versions and the controls filled in from the one place each is
+    kept: every /_standin route of the URL map is an operation, its summary and description
+    from its docstring; the file adds what a docstring cannot say (parameters, bodies,
+    answer schemas), and a control the file does not know yet gets a plain entry."""
+    with flask_app.open_resource("openapi.json", "rb") as f:
         document = json.load(f)
     document["info"].update({"version": VERSION, "x-emqx-version": EMQX_VERSION})
-    return Response(json.dumps(document, ensure_ascii=False), mimetype="application/json")
+    paths = document["paths"]
+    taken = {op["operationId"] for item in paths.values() for op in item.values()
+             if isinstance(op, dict) and "operationId" in op}
+    for rule, method, summary, description in control_rules(flask_app):
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        item = paths.setdefault(path, {})
+        op = item.get(method.lower())
+        if op is None:
+            op = item[method.lower()] = _plain_operation(rule, path, taken)
+        if summary:
+            op["summary"] = summary
+        if description:
+            op["description"] = description
+    return document
+
+
+def _plain_operation(rule, path, taken):
+    """The entry of a control openapi.json does not describe: its path parameters, the
+    envelope, the answers every control can give."""
+    operation_id, n = rule.endpoint, 2
+    while operation_id in taken:
+        operation_id, n = f"{rule.endpoint}_{n}", n + 1
+    taken.add(operation_id)
+    return {
+        "operationId": operation_id, "x-route-name": rule.endpoint, "tags": ["standin"],
+        "parameters": [{"name": name, "in": "path", "required": True,
+                        "schema": {"type": "string"}}
+                       for name in re.findall(r"{(\w+)}", path)],
+        "responses": {
+            "200": {"description": "The envelope: code 0 and data, or an error code.",
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"code": {"type": "integer"}},
+                        "required": ["code"]}}}},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "default": {"$ref": "#/components/responses/ProtocolError"}}}
 
 
 # ---------------------------------------------------------------------------
@@ -524,7 +587,12 @@ def disconnect_device(clientid):
 @bp.post("/_standin/clients/<tail:clientid>/publish")
 def device_publish(clientid):
     """A simulated device publishes ({topic, payload?, qos?, retain?}): a message received
-    from it (unlike an API publish), then routed as any."""
+    from it (unlike an API publish), then routed as any.
+
+    Counted as received (messages/received, messages/qos<N>/received,
+    packets/publish/received, bytes and the acknowledgement; its connection's recv_*
+    stats), then routed and delivered as any. An API publish (POST /api/v3/mqtt/publish) is
+    not a message received."""
     topic = string_param("topic")
     payload = string_param("payload", required=False, default="").encode()
     qos = qos_param()
@@ -681,7 +749,12 @@ def get_faults():
 
 @bp.put("/_standin/faults")
 def set_faults():
-    """Inject latency and/or errors on the named API routes (all when omitted)."""
+    """Inject faults on the named API routes (all when omitted): latency, error answers,
+    dropped connections, hangs, garbage.
+
+    While faults are active, an affected /api/v3 request may be delayed, answered with the
+    configured status and {code, message} instead of its documented answer, or not answered
+    properly at all; `times` and `match` narrow which requests are affected."""
     faults = _validate_faults(body_object())
     with transaction() as db:
         db.execute("INSERT INTO faults (id, config, draws) VALUES (1, ?, 0) ON CONFLICT (id)"

@@ -3,7 +3,8 @@
 - the document passes openapi-spec-validator;
 - every URL rule Flask registers is an operation of the document, and every operation is a rule;
 - every catalogue entry is described under its route name, with its method and path;
-- GET /_standin/openapi.json serves the file;
+- GET /_standin/openapi.json serves the file with the controls filled in from the URL map
+  (a control the file does not know is still listed; summaries come from the docstrings);
 - real answers (every read route on a seeded database, a stopped node, error answers, a few
   writes) validate against the schema the document gives for their status and content type.
 
@@ -21,13 +22,15 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
 import app as emqx
+import standin
 from conftest import AUTH
 from conftest import NODE
 
 pytestmark = pytest.mark.usefixtures("fast_hash")
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
+FILE = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
+DOC = standin.build_openapi(emqx.app)  # what GET /_standin/openapi.json serves
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 OPERATIONS = {(m.upper(), path): op for path, item in DOC["paths"].items()
               for m, op in item.items() if m in METHODS}
@@ -223,17 +226,69 @@ def test_writes_document_business_errors_in_their_200():
 # ---------------------------------------------------------------------------
 
 
-def test_served_document_is_the_file(client):
+def test_served_document_is_the_file_with_the_controls_filled_in(client):
     response = client.get("/_standin/openapi.json", auth=AUTH)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     served = json.loads(response.get_data(as_text=True))
-    # The file, with the versions filled in from the one place they are kept.
-    assert served["info"].pop("version") == emqx.VERSION
-    assert served["info"].pop("x-emqx-version") == emqx.EMQX_VERSION == "3.0.1"
-    document = json.loads(json.dumps(DOC))
-    del document["info"]["version"], document["info"]["x-emqx-version"]
-    assert served == document
+    assert served == DOC
+    # The versions, from the one place they are kept.
+    assert served["info"]["version"] == emqx.VERSION
+    assert served["info"]["x-emqx-version"] == emqx.EMQX_VERSION == "3.0.1"
+    # Everything else the file says is served as it is.
+    document = json.loads(json.dumps(FILE))
+    for path, item in served["paths"].items():
+        for method, op in item.items():
+            if path.startswith("/_standin"):
+                mine = document["paths"][path][method]
+                assert {k: v for k, v in op.items() if k not in ("summary", "description")} \
+                    == mine, (method, path)
+    # A control's summary is its docstring's first paragraph, as the /_standin index says.
+    index = get_controls(client)
+    for entry in index:
+        path = re.sub(r":(\w+)", r"{\1}", entry["path"])
+        assert served["paths"][path][entry["method"].lower()]["summary"] == entry["descr"]
+
+
+def get_controls(client):
+    return client.get("/_standin", auth=AUTH).get_json()["data"]["controls"]
+
+
+def test_the_file_leaves_the_controls_words_to_their_docstrings():
+    for path, item in FILE["paths"].items():
+        if path.startswith("/_standin"):
+            for method, op in item.items():
+                assert "summary" not in op and "description" not in op, (method, path)
+
+
+def test_a_control_the_file_does_not_know_is_served_all_the_same():
+    """The list of controls is derived from the URL map: a new control is in the document
+    (and so in the explorer) before anyone describes it in openapi.json."""
+    from flask import Flask
+
+    fresh = Flask("fresh", root_path=str(ROOT))
+
+    @fresh.post("/_standin/widgets/<name>/polish")
+    def polish_widget(name):
+        """Polish a widget
+        until it shines.
+
+        Widgets are not part of EMQ X."""
+
+    fresh.add_url_rule("/_standin/reset", "reset", methods=["POST"],
+                       view_func=lambda: None)
+    document = standin.build_openapi(fresh)
+    op = document["paths"]["/_standin/widgets/{name}/polish"]["post"]
+    assert op["summary"] == "Polish a widget until it shines."
+    assert op["description"] == "Widgets are not part of EMQ X."
+    assert op["operationId"] == "polish_widget"
+    assert [p["name"] for p in op["parameters"]] == ["name"]
+    assert op["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
+    validate_spec(document)
+    # A control the file describes keeps its schemas; its words come from the docstring.
+    assert document["paths"]["/_standin/reset"]["post"]["requestBody"] == \
+        FILE["paths"]["/_standin/reset"]["post"]["requestBody"]
+    assert "summary" not in document["paths"]["/_standin/reset"]["post"]  # no docstring
 
 
 def test_served_document_needs_credentials(client):
