@@ -524,7 +524,8 @@ def start_floor(page, tmp):
     page_path = os.path.join(tmp, "floor-page.json")
     with open(page_path, "wb") as f:
         f.write(page)
-    env = child_env(FLOOR_PAGE=page_path)
+    # gunicorn.conf.py checks (and seeds) STANDIN_DB before any app starts: a file of its own.
+    env = child_env(FLOOR_PAGE=page_path, STANDIN_DB=os.path.join(tmp, "floor-standin.db"))
     log("floor: starting bench.floor_app under gunicorn -w 2 (kept running, idle between runs)")
     proc, port, cold = start_gunicorn("bench.floor_app:app", env,
                                       os.path.join(tmp, "gunicorn-floor.log"))
