@@ -29,7 +29,7 @@ read     For each size, seeds a database in-process (1 node, seed 42), serves it
          and drives GET /api/v3/connections/?_limit=100 closed-loop from CONCURRENCY threads,
          each on its own http.client connection, kept alive between requests (reopened when
          the server closes it). `x first` divides req/s by the first size's.
-auth     Times app.verify_password in this process, inside one application context, on a
+auth     Times app.verify_password in this process, inside one request context, on a
          small database of its own: the app credential (a secret compare), a dashboard user
          with the per-process verification cache warm and with it cleared before every call
          (a PBKDF2 check), and a wrong password both ways. `x app` divides by the app
@@ -221,6 +221,7 @@ def auth_part(args, tmp):
     app.ensure_database(path, seed=42, nodes=1, clients=20)
     db = app.open_db(path)
     with app.transaction(db):
+        app.insert_app(db, "admin", "public", status=True)  # none by default when served
         app.insert_user(db, "bench", app.hash_password("bench-pw"), "viewer")
     db.close()
     app.app.config["DATABASE"] = path
@@ -233,7 +234,7 @@ def auth_part(args, tmp):
         return call
 
     rows = []
-    with app.app.app_context():
+    with app.app.test_request_context("/api/v3/brokers/"):  # which listener: the request's
         assert app.verify_password("admin", "public") == {"app_id": "admin"}
         assert app.verify_password("bench", "bench-pw") == {"username": "bench"}
         assert app.verify_password("bench", "wrong") is None
@@ -250,7 +251,7 @@ def auth_part(args, tmp):
                      per_call(uncached("bench", "wrong"), dear)))
     app._verified.clear()
 
-    print("auth: app.verify_password in this process, inside one application context")
+    print("auth: app.verify_password in this process, inside one request context")
     print(f"{'check':<48} {'calls':>6} {'per call':>11} {'x app':>8}")
     reference = rows[0][2]
     for label, calls, seconds in rows:

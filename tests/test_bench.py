@@ -1,0 +1,34 @@
+"""The benchmarks still run: bench/micro.py's every part, at toy sizes (the figures are not
+judged here, only that each part measures and prints its table)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.live
+def test_micro_runs_every_part_at_toy_sizes():
+    out = subprocess.run(
+        [sys.executable, "bench/micro.py", "read", "auth", "publish", "worlds",
+         "--clients", "10", "--sizes", "4,8", "--seconds", "0.3", "--warmup", "0",
+         "--calls", "250", "--worlds", "5", "--repeat", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    for heading in ("read: GET", "auth: app.verify_password", "publish: POST", "worlds: the"):
+        assert heading in text, text
+    # Every timed figure came from answers that counted, not errors.
+    read_row = next(line for line in text.splitlines() if line.strip().startswith("10 "))
+    assert read_row.split()[3] != "0" and read_row.split()[4] == "0", read_row
+    worlds_row = next(line for line in text.splitlines() if line.strip().startswith("5 "))
+    assert worlds_row.count("|") == 4, worlds_row
+
+
+def test_compare_describes_itself():
+    out = subprocess.run([sys.executable, "bench/compare.py", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--quick" in out.stdout, out.stderr
