@@ -586,8 +586,8 @@ def report(args, gen, results, floor, peer, started):
           f" {args.repeats} x {args.seconds:g} s per figure (median), 1 s warm-up;"
           f" run took {(time.time() - started) / 60:.1f} min;"
           f" load average {b1:.1f} before, {a1:.1f} after")
-    print("sizes = STANDIN_CLIENTS on 1 node. Servers: python -m gunicorn -w 2 (sync,"
-          " gunicorn.conf.py) for the stand-in and the floor (bench/floor_app.py);"
+    print("sizes = STANDIN_CLIENTS on 1 node. Servers: python -m gunicorn -w 2 (gunicorn.conf.py:"
+          " threaded workers, keep-alive) for the stand-in and the floor (bench/floor_app.py);"
           f" json-server 0.17 ({peer['rows']:,} rows) on node {node_version()}.")
     print("Each run against the stand-in or json-server follows a run against the floor (same"
           " length, same generator); x = ours / that paired floor.")
