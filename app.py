@@ -2081,6 +2081,13 @@ def disconnect(db, client_id, reason):
                       f" WHERE client_id = ? AND {where}", (client_id, *args)).fetchone()
     if conn is None:
         return False
+    close_connection(db, conn, client_id, reason)
+    return conn
+
+
+def close_connection(db, conn, client_id, reason):
+    """Remove a connection row ({id, listener_id, clean_start}; a clean session goes with
+    it) and count `reason` in its listener's shutdown_count."""
     db.execute("DELETE FROM connections WHERE id = ?", (conn["id"],))
     if conn["clean_start"]:
         db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
@@ -2088,7 +2095,6 @@ def disconnect(db, client_id, reason):
     db.execute("UPDATE listeners SET shutdown_count = json_set(shutdown_count, ?,"
                " coalesce(json_extract(shutdown_count, ?), 0) + 1) WHERE id = ?",
                (path, path, conn["listener_id"]))
-    return conn
 
 
 def banned_now(db, kind, who):

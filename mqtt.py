@@ -509,19 +509,12 @@ def qmarks(items):
 def drop_connection(db, conn_id, client_id, reason):
     """Remove a real connection's row whatever its node's state (a clean session with it),
     its unacknowledged deliveries back to waiting."""
-    row = db.execute("SELECT node, listener_id, clean_start FROM connections WHERE id = ?",
+    row = db.execute("SELECT id, listener_id, clean_start FROM connections WHERE id = ?",
                      (conn_id,)).fetchone()
     db.execute("UPDATE mqtt_outbox SET conn_id = NULL WHERE conn_id = ?", (conn_id,))
     db.execute("DELETE FROM mqtt_sockets WHERE conn_id = ?", (conn_id,))
-    if row is None:
-        return
-    db.execute("DELETE FROM connections WHERE id = ?", (conn_id,))
-    if row["clean_start"]:
-        db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
-    path = f'$."{reason}"'
-    db.execute("UPDATE listeners SET shutdown_count = json_set(shutdown_count, ?,"
-               " coalesce(json_extract(shutdown_count, ?), 0) + 1) WHERE id = ?",
-               (path, path, row["listener_id"]))
+    if row is not None:
+        emqx.close_connection(db, row, client_id, reason)
 
 
 def traffic(db, conn_id, recv_pkt=0, recv_oct=0, send_pkt=0, send_oct=0):

@@ -1,6 +1,8 @@
-"""The benchmarks still run: bench/micro.py's every part, at toy sizes (the figures are not
-judged here, only that each part measures and prints its table)."""
+"""The benchmarks still run: bench/micro.py's every part and bench/mqtt_compare.py at toy
+sizes (the figures are not judged here, only that each part measures and prints its table)."""
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,21 @@ def test_micro_runs_every_part_at_toy_sizes():
     assert read_row.split()[3] != "0" and read_row.split()[4] == "0", read_row
     worlds_row = next(line for line in text.splitlines() if line.strip().startswith("5 "))
     assert worlds_row.count("|") == 4, worlds_row
+
+
+@pytest.mark.live
+def test_mqtt_compare_runs_at_toy_sizes():
+    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
+        assert not os.environ.get("CI"), "CI installs mosquitto (.ci/run)"
+        pytest.skip("Debian's mosquitto is not installed")
+    out = subprocess.run(
+        [sys.executable, "bench/mqtt_compare.py", "--connects", "20", "--messages", "200",
+         "--latency-samples", "10", "--repeats", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for figure in ("connect rate", "publish QoS 0", "publish QoS 1", "API -> socket p50"):
+        row = next(line for line in out.stdout.splitlines() if line.startswith(figure))
+        assert row.split()[-3] not in ("0", "-"), row  # the stand-in's figure was measured
 
 
 def test_compare_describes_itself():
