@@ -174,6 +174,14 @@ def serve(db_path, clients):
                            log_path=Path(db_path).with_suffix(".log"), start_timeout=60)
 
 
+def seeded_database(tmp, stem, clients):
+    """A new database of `clients` (1 node, seed 42) seeded in this process: (path, seconds)."""
+    path = os.path.join(tmp, f"{stem}-{clients}.db")
+    started = time.perf_counter()
+    app.ensure_database(path, seed=42, nodes=1, clients=clients)
+    return path, time.perf_counter() - started
+
+
 # --- read: one paged list under gunicorn -w 2 ---
 
 
@@ -181,10 +189,7 @@ def read_part(args, tmp):
     concurrency = args.concurrency or 8
     rows = []
     for clients in args.clients:
-        path = os.path.join(tmp, f"read-{clients}.db")
-        started = time.perf_counter()
-        app.ensure_database(path, seed=42, nodes=1, clients=clients)
-        seeded = time.perf_counter() - started
+        path, seeded = seeded_database(tmp, "read", clients)
         with serve(path, clients) as server:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             conn.request("GET", READ_PATH, headers={"Authorization": AUTH_HEADER})
@@ -375,10 +380,7 @@ def median(values):
 def worlds_part(args, tmp):
     rows = []
     for clients in args.worlds:
-        path = os.path.join(tmp, f"worlds-{clients}.db")
-        started = time.perf_counter()
-        app.ensure_database(path, seed=42, nodes=1, clients=clients)
-        seeded = time.perf_counter() - started
+        path, seeded = seeded_database(tmp, "worlds", clients)
         timings = {}
         with serve(path, clients) as server:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
