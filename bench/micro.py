@@ -1,11 +1,11 @@
 """Micro benchmarks of the stand-in: a paged read, one Basic-auth check, publish and
-subscribe, and whole states (worlds, snapshots, reset).
+subscribe, whole states (worlds, snapshots, reset) and the longest writes the limits allow.
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/micro.py [read] [auth] [publish] [worlds] [options]
+    .venv/bin/python bench/micro.py [read] [auth] [publish] [worlds] [limits] [options]
 
-    .venv/bin/python bench/micro.py                      # all four parts, defaults (~45 s)
+    .venv/bin/python bench/micro.py                      # all five parts, defaults (~65 s)
     .venv/bin/python bench/micro.py read --clients 1000,100000
     .venv/bin/python bench/micro.py auth
     .venv/bin/python bench/micro.py publish --sizes 100,100000 --seconds 3
@@ -20,6 +20,7 @@ Options:
     --calls 5000            auth: calls per cheap check (the PBKDF2 checks make 1/250 of that)
     --worlds 50,10000       worlds: STANDIN_CLIENTS of each served database measured
     --repeat 15             worlds: times each control is called (the median is printed)
+    --retained 120000       limits: retained messages in the database
 
 Parts:
 
@@ -49,6 +50,12 @@ worlds   For each size, seeds a database in-process (1 node, seed 42) and times 
          /_standin/reset. The first world of a size also makes the seeded template (the
          server makes the default one before it serves); it is printed on its own. `x seed`
          divides each median by the seeding time of the same size.
+limits   Seeds 1,000 clients, adds RETAINED retained messages straight to the file, serves it
+         (gunicorn -w 2) and times, one at a time: a one-topic publish (the reference), a
+         subscribe of MAX_TOPICS filters that each match one retained message, a subscribe
+         whose filters exhaust the work budget (it must answer 108, having changed nothing),
+         a publish to MAX_TOPICS topics (each three times, the median printed), and a reset
+         to MAX_RESET_CLIENTS clients (once). `x ref` divides by the reference.
 
 Only answers that are HTTP 200 (and, for publish and subscribe, {"code": 0}) count towards
 req/s and the latency percentiles; anything else is counted as an error.
@@ -78,8 +85,9 @@ for _key in [k for k in os.environ if k.startswith("STANDIN_")]:
 import app  # noqa: E402
 import live  # noqa: E402
 import seed  # noqa: E402
+import standin  # noqa: E402
 
-PARTS = ("read", "auth", "publish", "worlds")
+PARTS = ("read", "auth", "publish", "worlds", "limits")
 AUTH_HEADER = "Basic " + b64encode(b"admin:public").decode()
 READ_PATH = "/api/v3/connections/?_limit=100"
 QUIET = ("--access-logfile", os.devnull)  # flags win over gunicorn.conf.py
@@ -344,8 +352,9 @@ def publish_part(args, tmp):
 # --- worlds: whole states through the controls, beside seeding from scratch ---
 
 
-def call(conn, method, path, body=None):
-    """One control call on a kept connection; its time in seconds (it must answer code 0)."""
+def call(conn, method, path, body=None, code=0):
+    """One call on a kept connection; its time in seconds (it must answer HTTP 200 and
+    `code`, unless that is None)."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Authorization": AUTH_HEADER, "Content-Type": "application/json"}
     started = time.perf_counter()
@@ -353,7 +362,7 @@ def call(conn, method, path, body=None):
     response = conn.getresponse()
     answer = response.read()
     took = time.perf_counter() - started
-    if response.status != 200 or json.loads(answer).get("code") != 0:
+    if response.status != 200 or code is not None and json.loads(answer).get("code") != code:
         raise RuntimeError(f"{method} {path}: {response.status} {answer[:200]!r}")
     return took
 
@@ -410,6 +419,62 @@ def worlds_part(args, tmp):
           " to the settings the database was created with)")
 
 
+# --- limits: the longest writes the validated limits let one request make ---
+
+
+def retain_many(path, count):
+    """`count` retained messages fleet/<i % 100>/<i>/state, written straight to the file."""
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany("INSERT INTO retained (topic, payload, qos, created_at)"
+                       " VALUES (?, x'7b7d', 1, 0)",
+                       ((f"fleet/{i % 100}/{i}/state",) for i in range(count)))
+    db.close()
+
+
+LIMIT_RUNS = 3  # calls of each write (a budget that runs out takes seconds)
+
+
+def limits_part(args, tmp):
+    path, _ = seeded_database(tmp, "limits", 1000)
+    retain_many(path, args.retained)
+    one_each = [f"fleet/{i % 100}/{i}/+" for i in range(app.MAX_TOPICS // 2)]
+    one_each += [f"fleet/{i % 100}/{i}/state" for i in range(app.MAX_TOPICS // 2, app.MAX_TOPICS)]
+    cases = [  # label, method, path, body, code; the first is the reference
+        ("publish, one topic (the reference)", "POST", "/api/v3/mqtt/publish",
+         {"topic": "fleet/1/1/state", "payload": "x", "qos": 1}, 0),
+        (f"subscribe {app.MAX_TOPICS} filters, one retained match each", "POST",
+         "/api/v3/mqtt/subscribe", {"client_id": "emqx-api-test:v1", "qos": 1,
+                                    "topic": ",".join(one_each)}, 0),
+        ("subscribe 100 filters +/i/+/state: the budget runs out", "POST",
+         "/api/v3/mqtt/subscribe", {"client_id": "emqx-api-test:v1", "qos": 1,
+                                    "topic": ",".join(f"+/{i}/+/state" for i in range(100))},
+         app.BAD_PARAM if args.retained >= 100_000 else None),  # with fewer it may not
+        (f"publish to {app.MAX_TOPICS} topics at once", "POST", "/api/v3/mqtt/publish",
+         {"topic": ",".join(f"fleet/{i % 100}/{i}/state" for i in range(app.MAX_TOPICS)),
+          "payload": "x", "qos": 1}, 0),
+        (f"reset to {standin.MAX_RESET_CLIENTS:,} clients (the largest in a request)",
+         "POST", "/_standin/reset", {"clients": standin.MAX_RESET_CLIENTS}, 0),
+    ]
+    rows = []
+    with serve(path, 1000) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
+        for label, method, route, body, code in cases:
+            runs = 1 if route == "/_standin/reset" else LIMIT_RUNS
+            rows.append((label, runs, median(
+                [call(conn, method, route, body, code) for _ in range(runs)])))
+        conn.close()
+    print(f"limits: the longest writes one request may make, on gunicorn -w 2 (threaded"
+          f" workers), 1,000 clients and {args.retained:,} retained messages; median of"
+          f" {LIMIT_RUNS} calls (the reset: one)")
+    print(f"{'write':<62} {'calls':>5} {'ms':>9} {'x ref':>8}")
+    reference = rows[0][2]
+    for label, runs, seconds in rows:
+        print(f"{label:<62} {runs:>5} {seconds * 1e3:>9.1f} {seconds / reference:>8.0f}")
+    print(f"(limits: {app.MAX_TOPICS} topics a request, a budget of {app.WORK_BUDGET:,} rows"
+          " examined, resets above the largest refused with 108)")
+
+
 # --- entry point ---
 
 
@@ -437,9 +502,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="bench/micro.py", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="parts: read, auth, publish, worlds (default: all four, in that order)")
+        epilog="parts: read, auth, publish, worlds, limits (default: all five, in that order)")
     parser.add_argument("parts", nargs="*", metavar="part",
-                        help="read, auth, publish or worlds")
+                        help="read, auth, publish, worlds or limits")
     parser.add_argument("--clients", type=numbers, default=[1000],
                         help="read: STANDIN_CLIENTS per database (default 1000)")
     parser.add_argument("--sizes", type=numbers, default=[100, 100000],
@@ -456,7 +521,10 @@ def parse_args(argv=None):
                         help="worlds: STANDIN_CLIENTS per database (default 50,10000)")
     parser.add_argument("--repeat", type=positive(int), default=15,
                         help="worlds: calls of each control (default 15)")
+    parser.add_argument("--retained", type=numbers, default=[120000],
+                        help="limits: retained messages in the database (default 120000)")
     args = parser.parse_intermixed_args(argv)
+    args.retained = args.retained[0]
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
         parser.error(f"unknown part {unknown[0]!r} (choose from {', '.join(PARTS)})")
@@ -474,7 +542,7 @@ def main(argv=None):
         for part in args.parts:
             print()
             {"read": read_part, "auth": auth_part, "publish": publish_part,
-             "worlds": worlds_part}[part](args, tmp)
+             "worlds": worlds_part, "limits": limits_part}[part](args, tmp)
             sys.stdout.flush()
     print(f"\n(took {time.monotonic() - began:.0f} s)")
 

@@ -15,13 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.live
 def test_micro_runs_every_part_at_toy_sizes():
     out = subprocess.run(
-        [sys.executable, "bench/micro.py", "read", "auth", "publish", "worlds",
+        [sys.executable, "bench/micro.py", "read", "auth", "publish", "worlds", "limits",
          "--clients", "10", "--sizes", "4,8", "--seconds", "0.3", "--warmup", "0",
-         "--calls", "250", "--worlds", "5", "--repeat", "2"],
+         "--calls", "250", "--worlds", "5", "--repeat", "2", "--retained", "1000"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    for heading in ("read: GET", "auth: app.verify_password", "publish: POST", "worlds: the"):
+    for heading in ("read: GET", "auth: app.verify_password", "publish: POST", "worlds: the",
+                    "limits: the longest"):
         assert heading in text, text
     # Every timed figure came from answers that counted, not errors.
     read_row = next(line for line in text.splitlines() if line.strip().startswith("10 "))
