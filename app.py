@@ -4,9 +4,12 @@ Every documented route answers as EMQ X 3.0.1 does (shapes, codes, odd spellings
 synthetic, deterministic cluster kept in SQLite (WAL), so any number of gunicorn workers see
 the same state and every write shows in every later read.
 
-This module is the EMQ X API and nothing else. What EMQ X does not have lives beside it:
-seed.py (the synthetic cluster), standin.py (the /_standin/ controls and the pages) and
-cli.py (commands), registered at the bottom of this file.
+This module is the EMQ X API and nothing else: the document's data, parameters and paging,
+serializers, the broker's rules and every documented route. It stands on two modules of
+plumbing: minirest.py (the HTTP layer: envelopes, errors, raw paths, credentials) and
+database.py (SQLite access). What EMQ X does not have lives beside it: seed.py (the
+synthetic cluster), standin.py (the /_standin/ controls and the pages) and cli.py
+(commands), registered at the bottom of this file.
 
 Run:    gunicorn -w 2 -b 127.0.0.1:8080 app:app   (creates and seeds STANDIN_DB on first use)
         flask --app app init-db                   (the same, explicitly)
@@ -15,8 +18,6 @@ STANDIN_APP_ID, STANDIN_APP_SECRET, STANDIN_JOURNAL_SIZE, PORT.
 """
 
 import base64
-import hashlib
-import hmac
 import ipaddress
 import json
 import math
@@ -25,29 +26,46 @@ import re
 import secrets
 import sqlite3
 import sys
-import threading
 import time
-from bisect import bisect_right
 from collections import Counter
-from contextlib import contextmanager
 from functools import wraps
-from itertools import accumulate
-from urllib.parse import unquote
 
 import click
 from flask import Flask
 from flask import g
-from flask import has_request_context
 from flask import request
 from flask import Response
-from flask_httpauth import HTTPBasicAuth
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import MethodNotAllowed
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.routing import BaseConverter
-from werkzeug.routing import ValidationError
-from werkzeug.security import check_password_hash
-from werkzeug.security import generate_password_hash
+
+import minirest
+from database import CONNECTION_INSERT
+from database import ensure_database
+from database import get_db
+from database import hash_password
+from database import insert_app
+from database import insert_user
+from database import NotReady
+from database import PAGED_TABLES
+from database import release_db
+from database import seek
+from database import SESSION_INSERT
+from database import SUBSCRIPTION_INSERT
+from database import transaction
+from minirest import ApiError
+from minirest import BAD_PARAM
+from minirest import BAD_TOPIC
+from minirest import CLIENT_NOT_FOUND
+from minirest import CRASH
+from minirest import json_value
+from minirest import MISSING_PARAM
+from minirest import not_found
+from minirest import NOT_JSON
+from minirest import ok
+from minirest import ok_items
+from minirest import password_ok
+from minirest import SAME
+from minirest import served_here
+from minirest import text_answer
+from minirest import UNKNOWN_ERROR
 
 # ---------------------------------------------------------------------------
 # Configuration
@@ -83,11 +101,13 @@ app.config.from_mapping(
 app.url_map.strict_slashes = False  # the middleware already drops trailing slashes
 app.url_map.merge_slashes = False
 
-PASSWORD_METHOD = "pbkdf2:sha256:60000"
-REALM = "minirest-server"
+# The HTTP layer first: its hooks (body size, host, credentials before routing) run before
+# the stand-in's (faults, journal), and its path converters exist before any route.
+app.register_blueprint(minirest.bp)
+app.teardown_appcontext(release_db)
 
 # ---------------------------------------------------------------------------
-# The document's data: catalogue, metric and stat keys, error codes
+# The document's data: catalogue, metric and stat keys (its error codes: minirest.py)
 # ---------------------------------------------------------------------------
 
 # The document's catalogue (GET /api/v3/): 55 entries, its order, its words.
@@ -196,241 +216,6 @@ STATS_KEYS = (
     ("retained/count", "retained_count"), ("retained/max", "retained_max"),
 )
 
-CATALOGUE_NAMES = frozenset(name for name, *_ in CATALOGUE)
-
-SUCCESS = 0
-UNKNOWN_ERROR = 102
-MISSING_PARAM = 107
-BAD_PARAM = 108
-NOT_JSON = 109
-CLIENT_NOT_FOUND = 112
-BAD_TOPIC = 115
-
-# ---------------------------------------------------------------------------
-# Errors and envelopes: one writer for success, one for errors
-# ---------------------------------------------------------------------------
-
-
-# What EMQ X 3.0.1 answers instead of a clear error, in strict mode: (HTTP status, text).
-CRASH = (500, "Internal Error")  # cowboy's answer when a handler crashes
-NOT_JSON_TEXT = (400, "Bad Request")
-NOT_FOUND_TEXT = (404, "Not found.")
-SAME = "same"  # 3.0.1 answers this one as the default mode does
-
-
-class ApiError(Exception):
-    """An answer in the broker's error envelope: {"code": N, "message": ...}.
-
-    `strict` is what 3.0.1 answers instead (CRASH, a text answer, or SAME); by default the
-    codes 3.0.1 never sends for the situation decide it (STRICT_BY_CODE).
-    """
-
-    def __init__(self, code, message, status=200, strict=None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.strict = strict
-
-
-# Our clear codes where 3.0.1 crashes or answers text: missing and ill-typed parameters
-# crash its handlers; a body that is not JSON and a path it has no route for are text.
-STRICT_BY_CODE = {MISSING_PARAM: CRASH, BAD_PARAM: CRASH, NOT_JSON: NOT_JSON_TEXT,
-                  404: NOT_FOUND_TEXT}
-
-
-def text_answer(status, text):
-    """A text/plain answer, as cowboy sends them."""
-    return app.response_class(text, status=status, mimetype="text/plain")
-
-
-def dumps(value):
-    """JSON text as the broker writes it: compact, UTF-8, keys in the order given."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _answer(body, status, code):
-    """Every JSON answer leaves through here; the request remembers its `code`."""
-    g.answer_code = code
-    return app.response_class(body, status=status, mimetype="application/json")
-
-
-def raw_ok(data_text=None, meta=None):
-    """The success envelope around `data` that is already JSON text (keys: code, data, meta)."""
-    body = '{"code":0'
-    if data_text is not None:
-        body += ',"data":' + data_text
-    if meta is not None:
-        body += f',"meta":{{"page":{meta["page"]},"limit":{meta["limit"]},' \
-                f'"count":{meta["count"]}}}'
-    return _answer(body + "}", 200, SUCCESS)
-
-
-def ok(data=None, meta=None):
-    """The success envelope around Python data."""
-    return raw_ok(None if data is None else dumps(data), meta)
-
-
-def ok_items(items, meta=None):
-    """The success envelope around a list of entities that are already JSON text."""
-    return raw_ok("[" + ",".join(items) + "]", meta)
-
-
-def error_response(code, message, status):
-    """The error envelope: {"code": N, "message": ...}."""
-    return _answer(dumps({"code": code, "message": message}), status, code)
-
-
-def not_found():
-    return ApiError(404, "not found", 404)
-
-
-@app.errorhandler(ApiError)
-def handle_api_error(e):
-    if app.config["STRICT"]:
-        strict = e.strict or STRICT_BY_CODE.get(e.code)
-        if isinstance(strict, ApiError):
-            e = strict
-        elif strict not in (None, SAME):
-            return text_answer(*strict)
-    return error_response(e.code, e.message, e.status)
-
-
-HTTP_MESSAGES = {400: "bad request", 404: "not found", 405: "method not allowed",
-                 413: "request body too large"}
-
-
-@app.errorhandler(HTTPException)
-def handle_http_error(e):
-    """Routing and protocol errors (404, 405, 413, ...) in the same envelope, headers kept.
-
-    Like minirest, the API has no method fallback: a known path with another method is a
-    404 (the stand-in's own /_standin paths answer 405, with Allow). A method other than GET
-    on the API root or /status is a 400.
-    """
-    if e.code == 405 and request.path.startswith("/api/v3"):
-        if request.path.rstrip("/") == "/api/v3":
-            return handle_api_error(ApiError(400, "bad request", 400, strict=NOT_JSON_TEXT))
-        return handle_api_error(not_found())
-    if e.code == 405 and request.path == "/status":
-        return handle_api_error(ApiError(400, "bad request", 400, strict=(400, "Not found.")))
-    if app.config["STRICT"] and e.code == 404:
-        return text_answer(*NOT_FOUND_TEXT)
-    response = error_response(e.code, HTTP_MESSAGES.get(e.code, e.name.lower()), e.code)
-    for name, value in e.get_response().headers.items():
-        if name not in ("Content-Type", "Content-Length"):
-            response.headers[name] = value
-    return response
-
-
-def unavailable(message, status=503, retry_after=None):
-    """The service cannot do this now (seeding, busy, a damaged or missing file): say why."""
-    response = error_response(status, message, status)
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
-
-
-class NotReady(Exception):
-    """The database cannot serve the API yet, or any more (the message says why)."""
-
-
-@app.errorhandler(NotReady)
-def handle_not_ready(e):
-    return unavailable(str(e), retry_after=1)
-
-
-@app.errorhandler(sqlite3.Error)
-def handle_database_error(e):
-    """SQLite's refusals, said plainly: busy (retry), a full disk, a read-only or damaged file."""
-    text = str(e)
-    if "locked" in text or "busy" in text:
-        return unavailable("busy: a long write holds the database; retry", retry_after=1)
-    if "full" in text:
-        return unavailable(f"the disk is full ({text}): nothing was stored", status=507)
-    if "readonly" in text:
-        return unavailable(f"the database file is read-only ({text}): nothing was stored")
-    if "malformed" in text or "not a database" in text:
-        app.logger.error("database damaged: %s", text)
-        return unavailable(f"the database file is damaged ({text}): restore it, or rebuild it"
-                           " with `flask --app app reset`")
-    return handle_unexpected(e)
-
-
-@app.errorhandler(Exception)
-def handle_unexpected(e):
-    """Last resort: never a traceback in a body. Logged for us, a plain envelope for them."""
-    app.logger.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(UNKNOWN_ERROR, "internal error", 500)
-
-
-# ---------------------------------------------------------------------------
-# Paths: raw segments, so %2F in a topic or client id survives routing
-# ---------------------------------------------------------------------------
-
-
-class RawPathMiddleware:
-    """Route on the undecoded path; the converters below decode each value once.
-
-    WSGI servers hand over PATH_INFO already decoded, which makes `/routes/%2Ftest`
-    indistinguishable from `/routes//test`. gunicorn and Werkzeug keep the raw path in
-    RAW_URI, so routing sees `%2F` as part of a value, not as a separator.
-    """
-
-    def __init__(self, wsgi_app):
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ, start_response):
-        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-        if raw:
-            path = raw.split("?", 1)[0]
-            if "://" in path:  # absolute-form request target
-                path = "/" + path.split("://", 1)[1].partition("/")[2]
-            path = path[len(environ.get("SCRIPT_NAME", "")):]
-        else:
-            path = environ.get("PATH_INFO", "").replace("%", "%25")
-        # Trailing slashes are optional everywhere: rules are registered without one.
-        if len(path) > 1 and path.endswith("/"):
-            path = path[:-1]
-        environ["PATH_INFO"] = path
-        return self.wsgi_app(environ, start_response)
-
-
-app.wsgi_app = RawPathMiddleware(app.wsgi_app)
-
-
-def _decode(value):
-    """Percent-decode a path value as UTF-8; text that does not decode matches no route."""
-    try:
-        return unquote(value, errors="strict")
-    except UnicodeDecodeError:
-        raise ValidationError() from None
-
-
-class SegmentConverter(BaseConverter):
-    """One path segment, percent-decoded (node names: `%40` works as `@`)."""
-
-    def to_python(self, value):
-        return _decode(value)
-
-
-class TailConverter(BaseConverter):
-    """The rest of the path, slashes included (topics and client ids), percent-decoded.
-
-    The middleware has dropped a raw trailing slash; an encoded one (`%2F`) is kept.
-    """
-
-    regex = ".+"
-    part_isolating = False
-    weight = 300
-
-    def to_python(self, value):
-        return _decode(value)
-
-
-app.url_map.converters["seg"] = SegmentConverter
-app.url_map.converters["tail"] = TailConverter
-
 
 def _rule(path):
     """Turn a catalogue path (`/nodes/:node/stats/`) into a Flask rule."""
@@ -457,531 +242,6 @@ def api(name):
         return view
 
     return register
-
-
-# ---------------------------------------------------------------------------
-# Database
-# ---------------------------------------------------------------------------
-
-
-class Connection(sqlite3.Connection):
-    """A SQLite connection that carries what is cached about its database, so a cache can
-    never outlive, nor be mistaken for, the connection it belongs to."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.page_totals = {}  # see _seek
-
-
-def open_db(path, timeout=30):
-    """Open a connection with the settings every connection needs; it remembers which
-    file it opened (file_id), so a file replaced or deleted underneath is noticed."""
-    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, factory=Connection)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.file_id = _file_id(path)
-    return db
-
-
-def _file_id(path):
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-_local = threading.local()
-_ready = set()  # database paths this process has found seeded and current
-_ready_lock = threading.Lock()
-
-
-THREAD_CONNECTIONS = 16  # per thread and slot: the databases a thread keeps open
-
-
-def _pool(slot):
-    """This thread's open connections in `slot`, {path: connection}, least recent first.
-    Made inside the worker (the pid is checked), never carried across gunicorn's fork."""
-    pools = _local.__dict__.setdefault("pools", {})
-    if pools.get("pid") != os.getpid():
-        pools.clear()
-        pools["pid"] = os.getpid()
-    return pools.setdefault(slot, {})
-
-
-def thread_connection(slot, path, prepare=None, timeout=30):
-    """This thread's connection to `path` in `slot`, kept across requests.
-
-    Opening is cheap, but closing the last connection to a WAL database checkpoints it,
-    which cost ~3 ms per request; a thread keeps a few (one per world it serves).
-    """
-    pool = _pool(slot)
-    db = pool.pop(path, None)
-    if db is None:
-        db = open_db(path, timeout)
-        if prepare:
-            prepare(db)
-        if len(pool) >= THREAD_CONNECTIONS:
-            pool.pop(next(iter(pool))).close()
-    pool[path] = db  # now the most recent
-    return db
-
-
-def drop_thread_connection(slot, path=None):
-    """Close this thread's connection to `path` in `slot` (all of the slot's when None)."""
-    pool = _pool(slot)
-    for key in [path] if path is not None else list(pool):
-        db = pool.pop(key, None)
-        if db is not None:
-            db.close()
-
-
-def database_path():
-    """The SQLite file of this request: the default one, unless the request names its own
-    (a world of standin.py, served under /worlds/<name>/)."""
-    if has_request_context():
-        return request.environ.get("standin.database") or app.config["DATABASE"]
-    return app.config["DATABASE"]
-
-
-def get_db():
-    """This request's connection, to a database that is seeded, current and still there."""
-    if "db" not in g:
-        path = database_path()
-        db = thread_connection("db", path, timeout=app.config["BUSY_TIMEOUT_MS"] / 1000)
-        current = _file_id(path)
-        if current != db.file_id:
-            if current is None:  # acknowledged writes would go to a file nobody sees again
-                _ready.discard(path)  # (the connection stays: it keeps telling)
-                raise NotReady(f"the database file {path} was deleted while the service ran:"
-                               " restart the service")
-            drop_thread_connection("db", path)  # replaced: serve the new file
-            _ready.discard(path)
-            db = thread_connection("db", path, timeout=app.config["BUSY_TIMEOUT_MS"] / 1000)
-        if path not in _ready:
-            _make_ready(db, path)
-        g.db = db
-    return g.db
-
-
-def database_state(db):
-    """("seeded", version), ("empty", None) or ("busy", None): by reading only, unless the
-    database is not seeded."""
-    db.execute("PRAGMA busy_timeout = 50")
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        seeded = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                            " AND name = 'meta'").fetchone() and db.execute(
-            "SELECT 1 FROM meta WHERE key = 'seed'").fetchone()
-        if not seeded:  # a seed in progress holds the write lock from its first row on
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
-    except sqlite3.OperationalError as e:
-        if "locked" not in str(e) and "busy" not in str(e):
-            raise
-        return "busy", None
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {int(app.config['BUSY_TIMEOUT_MS'])}")
-    return ("seeded", version) if seeded else ("empty", None)
-
-
-def _make_ready(db, path):
-    """Find the database seeded and of this version (reading only), or seed a small world."""
-    state, version = database_state(db)
-    if state == "seeded":
-        if version != SCHEMA_VERSION:
-            raise NotReady(outdated_message(path, version))
-        _ready.add(path)
-        return
-    if state == "busy":
-        raise NotReady("the cluster is being seeded: retry in a moment")
-    settings = app.config
-    if settings["NODES"] * settings["CLIENTS"] * 1.1 > settings["INLINE_SEED_MAX"]:
-        raise NotReady(f"the database {path} is not seeded: gunicorn seeds it at start,"
-                       " or run `flask --app app init-db`")
-    with _ready_lock:
-        ensure_database(path)
-        _ready.add(path)
-
-
-def outdated_message(path, version):
-    return (f"the database {path} was made by another version of the stand-in (schema"
-            f" {version}, this one reads {SCHEMA_VERSION}): rebuild it with"
-            " `flask --app app reset` (or STANDIN_RESEED=1), or delete the file")
-
-
-@app.teardown_appcontext
-def release_db(exc=None):
-    """Hand the connection back clean: no transaction survives a request."""
-    db = g.pop("db", None)
-    if db is not None and db.in_transaction:
-        db.execute("ROLLBACK")
-
-
-@contextmanager
-def transaction(db=None):
-    """A write transaction: BEGIN IMMEDIATE, so concurrent workers serialize, never upgrade."""
-    db = db or get_db()
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        if db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def schema_statements():
-    """The statements of schema.sql, one by one."""
-    with app.open_resource("schema.sql", "r") as f:
-        script = f.read()
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        if not statement and (not line.strip() or line.lstrip().startswith("--")):
-            continue
-        statement += line
-        if sqlite3.complete_statement(statement):
-            yield statement
-            statement = ""
-
-
-# The version of the tables (PRAGMA user_version): a database of another version is refused
-# with a message naming the fix, never answered from (it would fail on a missing column).
-SCHEMA_VERSION = 3  # 3: the MQTT listener's tables (mqtt_sockets, mqtt_sessions, mqtt_outbox)
-
-# The lists whose rows are counted per block of 1024 ids in page_blocks (by the triggers of
-# schema.sql and by recount): their deep pages seek instead of walking every row.
-PAGED_TABLES = ("connections", "sessions", "subscriptions", "routes")
-
-
-def build_world(db, seed, nodes, clients, progress=None):
-    """Create the tables, seed them in bulk, index and count once, then arm the triggers.
-
-    Building indexes after a bulk load sorts once instead of inserting at random.
-    """
-    statements = list(schema_statements())
-    later = [s for s in statements if s.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))]
-    triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]
-    for statement in statements:
-        if statement not in later and statement not in triggers:
-            db.execute(statement)
-    seeding.seed_cluster(db, seed, nodes, clients, app.config["APP_ID"],
-                         app.config["APP_SECRET"], progress)
-    for statement in later:
-        db.execute(statement)
-    recount(db)
-    for statement in triggers:
-        db.execute(statement)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-def recount(db):
-    """Set every maintained counter from the rows themselves (high-water marks = counts)."""
-    db.execute("DELETE FROM routes")
-    db.execute("INSERT INTO routes (topic, node, grp, refs) SELECT route_topic, node,"
-               " coalesce(share, ''), count(*) FROM subscriptions"
-               " GROUP BY route_topic, node, coalesce(share, '')")
-    db.execute("DELETE FROM page_blocks")
-    for table in PAGED_TABLES:
-        db.execute(f"INSERT INTO page_blocks (tbl, node, block, n) SELECT '{table}', node,"
-                   f" id >> 10, count(*) FROM {table} GROUP BY node, id >> 10")
-    db.execute("UPDATE listeners SET current_conns ="
-               " (protocol = 'http:dashboard') + coalesce((SELECT n FROM (SELECT listener_id,"
-               " count(*) AS n FROM connections GROUP BY listener_id) WHERE listener_id ="
-               " listeners.id), 0)")
-    for column, sql in (
-            ("connections", "SELECT node, count(*) FROM connections GROUP BY node"),
-            ("sessions", "SELECT node, count(*) FROM sessions GROUP BY node"),
-            ("sessions_persistent",
-             "SELECT node, count(*) FROM sessions WHERE clean_start = 0 GROUP BY node"),
-            ("subscriptions", "SELECT node, count(*) FROM subscriptions GROUP BY node"),
-            ("subscribers", "SELECT node, count(*) FROM subscriptions"
-                            " WHERE share IS NULL GROUP BY node"),
-            ("subscriptions_shared", "SELECT node, count(*) FROM subscriptions"
-                                     " WHERE share IS NOT NULL GROUP BY node")):
-        db.execute(f"UPDATE node_stats SET {column}_count = 0")
-        db.executemany(f"UPDATE node_stats SET {column}_count = ? WHERE node = ?",
-                       [(n, node) for node, n in db.execute(sql).fetchall()])
-        if column != "subscriptions_shared":  # its high-water mark is the cluster's
-            db.execute(f"UPDATE node_stats SET {column}_max = max({column}_max,"
-                       f" {column}_count)")
-    db.execute("UPDATE cluster_stats SET routes_count = (SELECT count(*) FROM routes),"
-               " retained_count = (SELECT count(*) FROM retained),"
-               " subscriptions_shared_count = (SELECT count(*) FROM subscriptions"
-               " WHERE share IS NOT NULL)")
-    db.execute("UPDATE cluster_stats SET routes_max = max(routes_max, routes_count),"
-               " retained_max = max(retained_max, retained_count),"
-               " subscriptions_shared_max = max(subscriptions_shared_max,"
-               " subscriptions_shared_count)")
-
-
-def ensure_database(path, seed=None, nodes=None, clients=None, progress=None):
-    """Create the tables and seed the cluster once; safe when several workers race here.
-
-    The first process to take the write lock builds everything in one transaction; the
-    others wait on the lock and then find the database seeded. A new file is seeded with
-    SQLite's rollback journal (pages go straight to the file, not twice through a WAL) and
-    switched to WAL once seeded.
-    """
-    db = open_db(path)
-    try:
-        db.execute("PRAGMA busy_timeout = 600000")
-        db.execute("PRAGMA foreign_keys = OFF")  # bulk seeding; the rows are consistent
-        db.execute("PRAGMA synchronous = OFF")  # a crash mid-seed leaves nothing committed
-        db.execute("PRAGMA cache_size = -400000")  # seeding a million rows stays in memory
-        db.execute("PRAGMA temp_store = MEMORY")
-        with transaction(db):
-            seeded = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-            created = not (seeded and db.execute(
-                "SELECT 1 FROM meta WHERE key = 'seed'").fetchone())
-            if created:
-                build_world(
-                    db,
-                    app.config["SEED"] if seed is None else seed,
-                    app.config["NODES"] if nodes is None else nodes,
-                    app.config["CLIENTS"] if clients is None else clients,
-                    progress,
-                )
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
-        return created
-    finally:
-        db.close()
-
-
-# One statement per kind of row that several places make.
-SESSION_INSERT = (
-    "INSERT INTO sessions (client_id, node, username, clean_start, created_at, expiry_interval,"
-    " heap_size, reductions, enqueue_msg, mqueue_len, subscriptions_count, deliver_msg)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-CONNECTION_INSERT = (
-    "INSERT INTO connections (client_id, node, listener_id, username, ipaddress, port,"
-    " proto_name, proto_ver, keepalive, clean_start, connected_at, recv_oct, recv_cnt,"
-    " recv_msg, recv_pkt, send_oct, send_cnt, send_msg, send_pkt, heap_size, reductions)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-SUBSCRIPTION_INSERT = (
-    "INSERT INTO subscriptions (client_id, node, topic, qos, route_topic, share)"
-    " VALUES (?, ?, ?, ?, ?, ?)")
-
-
-def insert_app(db, app_id, secret, name=None, desc=None, status=None, expired=None):
-    """Store an application; the four free fields may be any JSON and are kept as JSON."""
-    db.execute("INSERT INTO apps (app_id, secret, name, desc, status, expired)"
-               " VALUES (?, ?, ?, ?, ?, ?)",
-               (app_id, secret, *(json.dumps(v) for v in (name, desc, status, expired))))
-
-
-def hash_password(password):
-    """A dashboard password as stored: salted PBKDF2 (checked once per worker, then cached)."""
-    return generate_password_hash(password, PASSWORD_METHOD)
-
-
-def insert_user(db, username, password_hash, tags):
-    """Store a dashboard user (hash the password before the write transaction)."""
-    db.execute("INSERT INTO users (username, password, tags) VALUES (?, ?, ?)",
-               (username, password_hash, json.dumps(tags)))
-
-
-# ---------------------------------------------------------------------------
-# Authentication
-# ---------------------------------------------------------------------------
-
-auth = HTTPBasicAuth(realm=REALM)
-_verified = {}  # (stored hash, sha256 of the password) -> bool; a changed hash never matches
-
-
-def password_ok(stored, password):
-    """Check a salted hash, remembering the outcome so Basic auth stays cheap per request."""
-    key = (stored, hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest())
-    if key not in _verified:
-        if len(_verified) > 4096:
-            _verified.clear()
-        _verified[key] = check_password_hash(stored, password)
-    return _verified[key]
-
-
-def json_value(text):
-    return None if text is None else json.loads(text)
-
-
-def _printable(text):
-    return all(" " <= c != "\x7f" for c in text)
-
-
-@auth.verify_password
-def verify_password(username, password):
-    """An application (AppID/AppSecret, enabled, not expired) or a dashboard user."""
-    # NUL and other control characters are refused outright: PBKDF2 pads its key with
-    # NULs, so "public\0" would otherwise pass for "public".
-    if not username or not _printable(username) or not _printable(password):
-        return None
-    # Strict mode, as 3.0.1: applications on the management listener, dashboard users on
-    # the dashboard's. The stand-in's controls take either.
-    kind = None if request.path.startswith("/_standin") else listener()
-    db = get_db()
-    row = db.execute("SELECT secret, status, expired FROM apps WHERE app_id = ?",
-                     (username,)).fetchone()
-    secret_ok = row is not None and hmac.compare_digest(row["secret"].encode(), password.encode())
-    if kind != "dashboard" and secret_ok:
-        expired, status = json_value(row["expired"]), json_value(row["status"])
-        if not isinstance(status, bool):  # 3.0.1's check crashes on it
-            raise ApiError(401, "UNAUTHORIZED", 401, strict=CRASH)
-        if status and (not isinstance(expired, (int, float)) or isinstance(expired, bool)
-                       or expired >= time.time()):
-            return {"app_id": username}
-    if kind == "management":
-        return None
-    row = db.execute("SELECT password FROM users WHERE username = ?", (username,)).fetchone()
-    if row is not None and password_ok(row["password"], password):
-        return {"username": username}
-    return None
-
-
-@auth.error_handler
-def auth_error(status):
-    """401, with minirest's challenge (its spelling: `Realm`). Strict: its bare text body,
-    with no Content-Type at all."""
-    if app.config["STRICT"]:
-        response = app.response_class(b"UNAUTHORIZED", status=status)
-        del response.headers["Content-Type"]
-    else:
-        response = error_response(status, "UNAUTHORIZED", status)
-    response.headers["WWW-Authenticate"] = f'Basic Realm="{REALM}"'
-    return response
-
-
-_require_auth = auth.login_required(lambda: None)
-# Paths answered without credentials: the dashboard's login, and the stand-in's readiness
-# probe for health checks (GET /status needs none either: it is not under a prefix below).
-OPEN_PATHS = {("POST", "/api/v3/auth"), ("GET", "/_standin/ready")}
-# Paths that take credentials: the API, and the stand-in's controls, which share its logins.
-PROTECTED_PREFIXES = ("/api/v3", "/_standin")
-
-
-@app.before_request
-def limit_body_size():
-    """413 for a body over the limit, also on routes that would never read it (a chunked
-    body, whose length nobody declared, is read here, as far as the limit)."""
-    limit = app.config["MAX_CONTENT_LENGTH"]
-    if (request.content_length or 0) > limit:
-        raise RequestEntityTooLarge()
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        # Werkzeug stops reading at the limit; a byte left after it means too large.
-        if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
-            raise RequestEntityTooLarge()
-
-
-@app.before_request
-def check_host():
-    """Only the Host names of STANDIN_ALLOWED_HOSTS, when set (against DNS rebinding)."""
-    allowed = app.config["ALLOWED_HOSTS"]
-    if allowed and "*" not in allowed:
-        host = request.host.rsplit(":", 1)[0].strip("[]").lower()
-        if host not in allowed:
-            raise ApiError(400, f"host {host!r} is not served here (STANDIN_ALLOWED_HOSTS)", 400)
-
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-@app.before_request
-def refuse_cross_site_writes():
-    """A page of another site may not write here (cross-site request forgery): a browser
-    names the page's origin in every cross-site write, and it must be this server."""
-    origin = request.headers.get("Origin")
-    if origin is None or request.method in SAFE_METHODS:
-        return
-    netloc = origin.split("://", 1)[1] if "://" in origin else None
-    if netloc is None or netloc.lower() != request.host.lower():
-        raise ApiError(403, f"cross-site request refused: Origin {origin} is not this server",
-                       403)
-
-
-@app.before_request
-def require_credentials():
-    """Basic auth on every protected path, known or not.
-
-    A hook rather than a decorator on each view because credentials come before routing:
-    minirest answers an unknown /api/v3 path without credentials with 401, not 404.
-    """
-    path = request.path
-    key = (request.method, path.rstrip("/"))
-    # (3.0.1's management listener has no open route: its login is the dashboard's.)
-    if not path.startswith(PROTECTED_PREFIXES) or (key in OPEN_PATHS and not (
-            key[1] == "/api/v3/auth" and listener() == "management")):
-        return None
-    header = request.headers.get("Authorization", "")
-    scheme = header.split(" ", 1)[0]
-    # Flask-HTTPAuth's get_auth decodes "user:pass" after any scheme (a Bearer token that
-    # happens to be base64 of one would log in): only Basic is taken.
-    if scheme and scheme.lower() != "basic":
-        return auth.auth_error_callback(401)
-    if app.config["STRICT"] and scheme and not _basic_pair(header):
-        return text_answer(*CRASH)  # 3.0.1 crashes on a Basic value it cannot split
-    return _require_auth()
-
-
-def _basic_pair(header):
-    """Does a Basic header hold base64 of "user:password"?"""
-    try:
-        return b":" in base64.b64decode(header.split(" ", 1)[1], validate=True)
-    except (IndexError, ValueError):
-        return False
-
-
-# Strict mode: which routes each of 3.0.1's listeners serves. Production builds serve the
-# applications and the dashboard users only on the dashboard's listener, and 3.0.1 GA has
-# no clean_acl_cache route at all.
-DASHBOARD_ONLY = frozenset({"add_app", "del_app", "list_apps", "lookup_app", "update_app",
-                            "auth_user", "change_pwd", "create_user", "delete_user",
-                            "list_users", "update_user"})
-NOT_IN_GA = frozenset({"clean_acl_cache"})
-
-
-def listener():
-    """The 3.0.1 listener a request reached in strict mode ("management", on PORT, or
-    "dashboard", on DASHBOARD_PORT); None in the default mode, where one port is both."""
-    if not app.config["STRICT"]:
-        return None
-    sock = request.environ.get("gunicorn.socket")
-    port = sock.getsockname()[1] if sock else int(request.environ.get("SERVER_PORT") or 0)
-    return "dashboard" if port == app.config["DASHBOARD_PORT"] else "management"
-
-
-def served_here(name):
-    """Does this request's listener serve the catalogue route `name`?"""
-    kind = listener()
-    return kind is None or (name not in NOT_IN_GA and (kind == "dashboard"
-                                                       or name not in DASHBOARD_ONLY))
-
-
-@app.before_request
-def serve_this_listeners_routes():
-    """Strict mode: a route the listener does not serve answers as a path it has not."""
-    kind = listener()
-    if kind is None:
-        return
-    if kind == "dashboard" and request.path == "/status":
-        raise not_found()
-    if request.path.startswith("/api/v3"):
-        if request.endpoint in CATALOGUE_NAMES and not served_here(request.endpoint):
-            raise not_found()
-        raw = (request.environ.get("RAW_URI") or request.path).split("?", 1)[0]
-        if kind == "dashboard" and raw == "/api/v3":  # its prefix is "/api/v3/"
-            return text_answer(400, "Not found.")
-
-
-@app.before_request
-def refuse_undecodable_paths():
-    """Text that does not decode matches no route, whatever the method: 404, not 405."""
-    if isinstance(request.routing_exception, MethodNotAllowed):
-        try:
-            unquote(request.environ.get("PATH_INFO", request.path), errors="strict")
-        except UnicodeDecodeError:
-            raise not_found() from None
 
 
 # ---------------------------------------------------------------------------
@@ -1148,7 +408,7 @@ def fetch_page(table, columns, where, args, count):
     if offset >= count:  # past the end (count is exact): nothing to read
         start = None
     elif table in PAGED_TABLES and offset >= DEEP_OFFSET:
-        start, offset = _seek(db, table, where, args, offset)
+        start, offset = seek(db, table, where, args, offset)
     if start is None:
         rows = []
     else:
@@ -1156,30 +416,6 @@ def fetch_page(table, columns, where, args, count):
                           " ORDER BY id LIMIT ? OFFSET ?",
                           (*args, start, g.limit, offset)).fetchall()
     return rows, {"page": g.page, "limit": g.limit, "count": count}
-
-
-def _seek(db, table, where, args, offset):
-    """(first id of the block holding row number `offset`, offset left within it).
-
-    The running totals of the blocks are kept on the connection until the database
-    changes: PRAGMA data_version moves on other connections' commits, total_changes on
-    this one's.
-    """
-    version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
-    cache = db.page_totals
-    key = (table, where, args)
-    hit = cache.get(key)
-    if hit is None or hit[0] != version:
-        rows = db.execute(f"SELECT block, sum(n) FROM page_blocks WHERE tbl = ? AND {where}"
-                          " GROUP BY block ORDER BY block", (table, *args)).fetchall()
-        if len(cache) > 64:
-            cache.clear()
-        hit = cache[key] = (version, [b for b, _ in rows], list(accumulate(n for _, n in rows)))
-    _, blocks, totals = hit
-    i = bisect_right(totals, offset)
-    if i == len(totals):
-        return None, 0
-    return blocks[i] << 10, offset - (totals[i - 1] if i else 0)
 
 
 # ---------------------------------------------------------------------------
@@ -2573,11 +1809,11 @@ def init_db_command():
     """Create and seed the database (STANDIN_DB) unless it exists already."""
     path = app.config["DATABASE"]
     if os.path.exists(path) and os.path.getsize(path):
-        created = ensure_database(path)
+        created = ensure_database(path, app.config)
         click.echo(("Created and seeded " if created else "Already initialised: ") + path)
         return
     seed_with_bar(path, app.config["SEED"], app.config["NODES"], app.config["CLIENTS"],
-                  lambda progress: ensure_database(path, progress=progress))
+                  lambda progress: ensure_database(path, app.config, progress=progress))
 
 
 # ---------------------------------------------------------------------------

@@ -16,15 +16,15 @@ import seed as seeding
 import standin
 from app import app
 from app import EMQX_VERSION
-from app import ensure_database
 from app import generate_secret
-from app import hash_password
-from app import insert_app
-from app import insert_user
-from app import open_db
 from app import seed_with_bar
-from app import transaction
 from app import VERSION
+from database import ensure_database
+from database import hash_password
+from database import insert_app
+from database import insert_user
+from database import open_db
+from database import transaction
 
 commands = AppGroup("standin")
 
@@ -35,7 +35,7 @@ def _build(path, seed, nodes, clients):
 
     def build(progress):
         if fresh:
-            ensure_database(path, seed, nodes, clients, progress=progress)
+            ensure_database(path, current_app.config, seed, nodes, clients, progress=progress)
             return
         db = open_db(path)
         try:
@@ -47,7 +47,7 @@ def _build(path, seed, nodes, clients):
 
 
 def _database_settings(path):
-    ensure_database(path)
+    ensure_database(path, current_app.config)
     db = open_db(path)
     try:
         return seeding.world_settings(db)
@@ -115,7 +115,7 @@ def status_command():
 
 def _insert(path, what, insert):
     """Run `insert(db)` in a write transaction on the (created if need be) database."""
-    ensure_database(path)
+    ensure_database(path, current_app.config)
     db = open_db(path)
     try:
         with transaction(db):

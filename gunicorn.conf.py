@@ -42,8 +42,8 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 def on_starting(server):
     """Before any worker serves: the database must be usable, and a new one is seeded."""
     from app import app
-    from app import outdated_message
-    from app import SCHEMA_VERSION
+    from database import outdated_message
+    from database import SCHEMA_VERSION
 
     path = app.config["DATABASE"]
     problem = standin_server.check_database(path, SCHEMA_VERSION, outdated_message)

@@ -72,6 +72,7 @@ from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from flask import g
 
 import app as emqx
+import database
 
 log = logging.getLogger("emqx-standin.mqtt")
 
@@ -300,12 +301,12 @@ class Store:
         while not self.stopped.is_set():
             try:
                 if self.db is None:
-                    self.db = emqx.open_db(self.settings.database, timeout=10)
+                    self.db = database.open_db(self.settings.database, timeout=10)
                 version = self.db.execute("PRAGMA user_version").fetchone()[0]
                 seeded = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
                                          " AND name = 'meta'").fetchone() and self.db.execute(
                     "SELECT 1 FROM meta WHERE key = 'seed'").fetchone()
-                if seeded and version == emqx.SCHEMA_VERSION:
+                if seeded and version == database.SCHEMA_VERSION:
                     nodes = [r[0] for r in self.db.execute(
                         "SELECT name FROM nodes ORDER BY position")]
                     self.node = self.settings.node or nodes[0]
@@ -318,7 +319,7 @@ class Store:
                     self.ready = True
                     return
                 if seeded and not said:  # gunicorn refuses it, or rebuilds it (RESEED)
-                    log.warning("mqtt: %s", emqx.outdated_message(self.settings.database,
+                    log.warning("mqtt: %s", database.outdated_message(self.settings.database,
                                                                    version))
                     said = True
             except sqlite3.Error as e:
@@ -334,7 +335,7 @@ class Store:
         suffix = self.owner.split("@", 1)[1]
         with emqx.app.app_context():
             g.db = self.db
-            with emqx.transaction(self.db):
+            with database.transaction(self.db):
                 rows = self.db.execute("SELECT conn_id, client_id FROM mqtt_sockets"
                                        " WHERE owner LIKE ?", (f"%@{suffix}",)).fetchall()
                 for conn_id, client_id in rows:
@@ -348,7 +349,7 @@ class Store:
         try:
             with emqx.app.app_context():
                 g.db = self.db
-                with emqx.transaction(self.db):
+                with database.transaction(self.db):
                     for job in batch:
                         self.db.execute("SAVEPOINT job")
                         g.pop("work", None)
@@ -391,7 +392,7 @@ class Store:
         if not running:  # a stopped node drops its real clients
             with emqx.app.app_context():
                 g.db = db
-                with emqx.transaction(db):
+                with database.transaction(db):
                     for conn_id, client_id in self.owned.items():
                         drop_connection(db, conn_id, client_id, "closed")
             gone, self.owned = list(self.owned), {}
@@ -416,7 +417,7 @@ class Store:
         if pending:
             ids0 = [r[0] for r in pending if r[1] == 0]
             ids = [r[0] for r in pending if r[1] != 0]
-            with emqx.transaction(db):
+            with database.transaction(db):
                 # Claimed for the connection that holds the client now; QoS 0 is sent once.
                 sql = ("o.id, o.client_id, o.topic, o.payload, o.qos, o.retain, o.created,"
                        " s.conn_id FROM mqtt_outbox o JOIN mqtt_sockets s ON s.client_id ="
@@ -448,7 +449,7 @@ class Store:
             waiting = self.db.execute("SELECT count(*) FROM mqtt_outbox WHERE client_id = ?"
                                       " AND conn_id IS NULL", (client_id,)).fetchone()[0]
             if waiting > limit:
-                with emqx.transaction(self.db):
+                with database.transaction(self.db):
                     self.db.execute(
                         "DELETE FROM mqtt_outbox WHERE id IN (SELECT id FROM mqtt_outbox WHERE"
                         " client_id = ? AND conn_id IS NULL ORDER BY id DESC LIMIT -1 OFFSET ?)",
@@ -464,7 +465,7 @@ class Store:
             if self.owned:
                 with emqx.app.app_context():
                     g.db = self.db
-                    with emqx.transaction(self.db):
+                    with database.transaction(self.db):
                         for conn_id, client_id in self.owned.items():
                             drop_connection(self.db, conn_id, client_id, "closed")
                 self.owned = {}

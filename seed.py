@@ -11,16 +11,16 @@ import os
 import random
 import time
 
-from app import CONNECTION_INSERT
-from app import hash_password
-from app import insert_app
-from app import insert_user
 from app import METRIC_KEYS
 from app import RECEIVED_PACKETS
 from app import SENT_PACKETS
-from app import SESSION_INSERT
 from app import split_share
-from app import SUBSCRIPTION_INSERT
+from database import CONNECTION_INSERT
+from database import hash_password
+from database import insert_app
+from database import insert_user
+from database import SESSION_INSERT
+from database import SUBSCRIPTION_INSERT
 
 # (name, description, active) as the document lists them.
 PLUGINS = (

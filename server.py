@@ -187,17 +187,18 @@ def seed_now(path):
     """Seed (or with STANDIN_RESEED=1, rebuild) a small world here and now. Every
     connection is closed again before gunicorn forks its workers."""
     import app
+    import database
     import standin
 
     if not os.path.exists(path) or os.path.getsize(path) == 0:
-        app.ensure_database(path)
+        database.ensure_database(path, app.app.config)
         return
     config = app.app.config
-    db = app.open_db(path)
+    db = database.open_db(path)
     try:
         with app.app.app_context():
             standin.rebuild(db, config["SEED"], config["NODES"], config["CLIENTS"])
-            app.drop_thread_connection("journal")
+            database.drop_thread_connection("journal")
     finally:
         db.close()
 

@@ -32,43 +32,43 @@ from flask import send_from_directory
 
 import seed as seeding
 from app import alarm_json
-from app import ApiError
-from app import auth
-from app import BAD_PARAM
-from app import BAD_TOPIC
 from app import bool_param
-from app import build_world
 from app import bump
-from app import CLIENT_NOT_FOUND
 from app import connect_client
 from app import CONNECTION_SQL
-from app import database_path
 from app import disconnect
-from app import drop_thread_connection
 from app import EMQX_VERSION
-from app import ensure_database
-from app import error_response
-from app import get_db
 from app import int_param
 from app import local_time
 from app import node_filter
 from app import node_row
-from app import not_found
-from app import ok
 from app import params
 from app import publish
 from app import qos_param
-from app import raw_ok
 from app import running_nodes
-from app import SCHEMA_VERSION
 from app import strict_int
 from app import string_param
-from app import thread_connection
-from app import transaction
-from app import UNKNOWN_ERROR
 from app import valid_filter
 from app import valid_name
 from app import VERSION
+from database import build_world
+from database import database_path
+from database import drop_thread_connection
+from database import ensure_database
+from database import get_db
+from database import SCHEMA_VERSION
+from database import thread_connection
+from database import transaction
+from minirest import ApiError
+from minirest import auth
+from minirest import BAD_PARAM
+from minirest import BAD_TOPIC
+from minirest import CLIENT_NOT_FOUND
+from minirest import error_response
+from minirest import not_found
+from minirest import ok
+from minirest import raw_ok
+from minirest import UNKNOWN_ERROR
 from server import masked_query
 from server import SECRET_WORDS
 
@@ -115,7 +115,9 @@ def rebuild(db, seed, nodes, clients, progress=None, origin=None):
                 for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type ="
                                           " 'table' AND name NOT LIKE 'sqlite_%'").fetchall():
                     db.execute(f'DROP TABLE "{name}"')
-                build_world(db, seed, nodes, clients, progress)
+                build_world(db, seed, nodes, clients,
+                            (current_app.config["APP_ID"], current_app.config["APP_SECRET"]),
+                            progress)
                 seeding.set_origin(db, origin)
         finally:
             db.execute("PRAGMA foreign_keys = ON")
@@ -146,7 +148,7 @@ def template(seed, nodes, clients):
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
         made = f"{path}.{os.getpid()}.{threading.get_ident()}.new"
-        ensure_database(made, seed, nodes, clients)
+        ensure_database(made, current_app.config, seed, nodes, clients)
         os.replace(made, path)  # whole or not at all, whoever makes it first
     return path
 

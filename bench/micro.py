@@ -30,7 +30,7 @@ read     For each size, seeds a database in-process (1 node, seed 42), serves it
          and drives GET /api/v3/connections/?_limit=100 closed-loop from CONCURRENCY threads,
          each on its own http.client connection, kept alive between requests (reopened when
          the server closes it). `x first` divides req/s by the first size's.
-auth     Times app.verify_password in this process, inside one request context, on a
+auth     Times minirest.verify_password in this process, inside one request context, on a
          small database of its own: the app credential (a secret compare), a dashboard user
          with the per-process verification cache warm and with it cleared before every call
          (a PBKDF2 check), and a wrong password both ways. `x app` divides by the app
@@ -83,7 +83,9 @@ for _key in [k for k in os.environ if k.startswith("STANDIN_")]:
     del os.environ[_key]
 
 import app  # noqa: E402
+import database  # noqa: E402
 import live  # noqa: E402
+import minirest  # noqa: E402
 import seed  # noqa: E402
 import standin  # noqa: E402
 
@@ -186,7 +188,7 @@ def seeded_database(tmp, stem, clients):
     """A new database of `clients` (1 node, seed 42) seeded in this process: (path, seconds)."""
     path = os.path.join(tmp, f"{stem}-{clients}.db")
     started = time.perf_counter()
-    app.ensure_database(path, seed=42, nodes=1, clients=clients)
+    database.ensure_database(path, app.app.config, seed=42, nodes=1, clients=clients)
     return path, time.perf_counter() - started
 
 
@@ -231,40 +233,40 @@ def per_call(fn, calls):
 
 def auth_part(args, tmp):
     path = os.path.join(tmp, "auth.db")
-    app.ensure_database(path, seed=42, nodes=1, clients=20)
-    db = app.open_db(path)
-    with app.transaction(db):
-        app.insert_app(db, "admin", "public", status=True)  # none by default when served
-        app.insert_user(db, "bench", app.hash_password("bench-pw"), "viewer")
+    database.ensure_database(path, app.app.config, seed=42, nodes=1, clients=20)
+    db = database.open_db(path)
+    with database.transaction(db):
+        database.insert_app(db, "admin", "public", status=True)  # none by default when served
+        database.insert_user(db, "bench", database.hash_password("bench-pw"), "viewer")
     db.close()
     app.app.config["DATABASE"] = path
     cheap, dear = args.calls, max(1, args.calls // 250)
 
     def uncached(username, password):
         def call():
-            app._verified.clear()
-            app.verify_password(username, password)
+            minirest._verified.clear()
+            minirest.verify_password(username, password)
         return call
 
     rows = []
     with app.app.test_request_context("/api/v3/brokers/"):  # which listener: the request's
-        assert app.verify_password("admin", "public") == {"app_id": "admin"}
-        assert app.verify_password("bench", "bench-pw") == {"username": "bench"}
-        assert app.verify_password("bench", "wrong") is None
+        assert minirest.verify_password("admin", "public") == {"app_id": "admin"}
+        assert minirest.verify_password("bench", "bench-pw") == {"username": "bench"}
+        assert minirest.verify_password("bench", "wrong") is None
         rows.append(("app admin:public (secret compare)", cheap,
-                     per_call(lambda: app.verify_password("admin", "public"), cheap)))
+                     per_call(lambda: minirest.verify_password("admin", "public"), cheap)))
         rows.append(("user bench, cache warm", cheap,
-                     per_call(lambda: app.verify_password("bench", "bench-pw"), cheap)))
-        rows.append((f"user bench, cache cleared ({app.PASSWORD_METHOD})", dear,
+                     per_call(lambda: minirest.verify_password("bench", "bench-pw"), cheap)))
+        rows.append((f"user bench, cache cleared ({database.PASSWORD_METHOD})", dear,
                      per_call(uncached("bench", "bench-pw"), dear)))
-        app.verify_password("bench", "wrong")
+        minirest.verify_password("bench", "wrong")
         rows.append(("wrong password, cache warm", cheap,
-                     per_call(lambda: app.verify_password("bench", "wrong"), cheap)))
+                     per_call(lambda: minirest.verify_password("bench", "wrong"), cheap)))
         rows.append(("wrong password, cache cleared", dear,
                      per_call(uncached("bench", "wrong"), dear)))
-    app._verified.clear()
+    minirest._verified.clear()
 
-    print("auth: app.verify_password in this process, inside one request context")
+    print("auth: minirest.verify_password in this process, inside one request context")
     print(f"{'check':<48} {'calls':>6} {'per call':>11} {'x app':>8}")
     reference = rows[0][2]
     for label, calls, seconds in rows:
@@ -277,11 +279,11 @@ def auth_part(args, tmp):
 def build_subscriptions(path, size):
     """An empty cluster, then `size` subscriptions on size/2 persistent sessions: even i a
     plain filter bench/K/data, i % 4 == 1 fleet/K/+/temp, i % 4 == 3 site/K/# (K = i // 2)."""
-    app.ensure_database(path, seed=42, nodes=1, clients=0)
+    database.ensure_database(path, app.app.config, seed=42, nodes=1, clients=0)
     sessions = max(size // 2, 1)
     now = int(time.time())
-    db = app.open_db(path)
-    with app.transaction(db):
+    db = database.open_db(path)
+    with database.transaction(db):
         db.executemany(
             "INSERT INTO sessions (client_id, node, clean_start, created_at, expiry_interval,"
             " heap_size, reductions) VALUES (?, ?, 0, ?, 7200, 376, 200)",
@@ -298,7 +300,7 @@ def build_subscriptions(path, size):
                     topic = f"site/{k}/#"
                 yield f"bench-{i % sessions}", NODE, topic, 1, topic, None
 
-        db.executemany(app.SUBSCRIPTION_INSERT, rows())
+        db.executemany(database.SUBSCRIPTION_INSERT, rows())
     count = db.execute("SELECT count(*) FROM subscriptions").fetchone()[0]
     db.close()
     return count, sessions

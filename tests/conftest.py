@@ -18,6 +18,7 @@ import pytest
 from flask.testing import FlaskClient
 
 import app as emqx
+import database
 
 AUTH = ("admin", "public")
 NODE = "emqx@127.0.0.1"
@@ -79,10 +80,11 @@ class Templates:
         if os.path.exists(path):
             return
         config = emqx.app.config
-        key = (*(config[k] for k in self.KEYS), emqx.PASSWORD_METHOD)
+        key = (*(config[k] for k in self.KEYS), database.PASSWORD_METHOD)
         if key not in self.made:
             template = str(self.root / f"template-{len(self.made)}.db")
-            emqx.ensure_database(template)  # closed: its WAL is checkpointed into the file
+            # closed when made: its WAL is checkpointed into the file
+            database.ensure_database(template, config)
             self.made[key] = template
         shutil.copyfile(self.made[key], path)
 
@@ -121,7 +123,7 @@ def app(db_path, monkeypatch):
 def fast_hash(monkeypatch):
     """Seed the dashboard user with a one-round PBKDF2 hash (same salted format, ~14 ms less
     per new database). Opt in with `pytestmark = pytest.mark.usefixtures("fast_hash")`."""
-    monkeypatch.setattr(emqx, "PASSWORD_METHOD", "pbkdf2:sha256:1")
+    monkeypatch.setattr(database, "PASSWORD_METHOD", "pbkdf2:sha256:1")
 
 
 @pytest.fixture

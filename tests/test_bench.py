@@ -21,7 +21,7 @@ def test_micro_runs_every_part_at_toy_sizes():
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    for heading in ("read: GET", "auth: app.verify_password", "publish: POST", "worlds: the",
+    for heading in ("read: GET", "auth: minirest.verify_password", "publish: POST", "worlds: the",
                     "limits: the longest"):
         assert heading in text, text
     # Every timed figure came from answers that counted, not errors.

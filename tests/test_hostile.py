@@ -25,6 +25,7 @@ from urllib.parse import quote
 import pytest
 
 import app as emqx
+import database
 from conftest import AUTH
 from conftest import control_sample
 from conftest import DEFAULTS
@@ -242,10 +243,10 @@ def template(tmp_path_factory):
     seeding once instead of per test; every copy starts from the very same stored state."""
     path = str(tmp_path_factory.mktemp("hostile-template") / "template.db")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(emqx, "PASSWORD_METHOD", "pbkdf2:sha256:1")
+        mp.setattr(database, "PASSWORD_METHOD", "pbkdf2:sha256:1")
         for key, value in DEFAULTS.items():
             mp.setitem(emqx.app.config, key, value)
-        emqx.ensure_database(path)
+        database.ensure_database(path, emqx.app.config)
     assert not os.path.exists(path + "-wal") or not os.path.getsize(path + "-wal")
     return {"path": path, "snapshot": None}
 

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-import app as emqx
+import database
 from conftest import API
 from conftest import AUTH
 from conftest import get_json
@@ -183,7 +183,7 @@ def test_a_write_waiting_for_the_lock_answers_busy(client, monkeypatch):
     timeout, not a 500 after 30 s; the read still answers."""
     get_json(client, API + "/nodes/")
     monkeypatch.setitem(client.application.config, "BUSY_TIMEOUT_MS", 300)
-    emqx.drop_thread_connection("db")  # take the new timeout
+    database.drop_thread_connection("db")  # take the new timeout
     holder = sqlite3.connect(client.application.config["DATABASE"], isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -198,12 +198,12 @@ def test_a_write_waiting_for_the_lock_answers_busy(client, monkeypatch):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-        emqx.drop_thread_connection("db")
+        database.drop_thread_connection("db")
 
 
 def test_a_full_disk_is_said(client):
     get_json(client, API + "/nodes/")
-    db = emqx.thread_connection("db", client.application.config["DATABASE"])
+    db = database.thread_connection("db", client.application.config["DATABASE"])
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")
     try:
@@ -212,7 +212,7 @@ def test_a_full_disk_is_said(client):
         assert r.status_code == 507
         assert "disk is full" in r.get_json()["message"]
     finally:
-        emqx.drop_thread_connection("db")
+        database.drop_thread_connection("db")
     assert get_json(client, API + "/banned/")["meta"]["count"] == 3
 
 
@@ -242,7 +242,7 @@ def test_a_deleted_database_stops_acknowledging_writes(client):
     assert "was deleted while the service ran" in r.get_json()["message"]
     assert plain.get("/_standin/ready").status_code == 503
     assert plain.get("/status").data.endswith(b"emqx is not_running")
-    emqx.drop_thread_connection("db")
+    database.drop_thread_connection("db")
 
 
 def test_a_database_of_another_version_is_refused_with_the_fix(client):
@@ -251,7 +251,7 @@ def test_a_database_of_another_version_is_refused_with_the_fix(client):
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version = 1")
     db.close()
-    emqx._ready.discard(path)
+    database._ready.discard(path)
     r = client.application.test_client().get(API + "/connections/", auth=AUTH)
     assert r.status_code == 503
     assert "flask --app app reset" in r.get_json()["message"]
@@ -260,7 +260,7 @@ def test_a_database_of_another_version_is_refused_with_the_fix(client):
 def test_a_damaged_journal_is_replaced_and_never_fails_a_reset(client):
     get_json(client, API + "/nodes/")
     journal = os.path.splitext(client.application.config["DATABASE"])[0] + "-journal.db"
-    emqx.drop_thread_connection("journal")
+    database.drop_thread_connection("journal")
     for suffix in ("-wal", "-shm"):
         if os.path.exists(journal + suffix):
             os.remove(journal + suffix)

@@ -9,7 +9,7 @@ count of the rows after a mix of writes.
 import sqlite3
 from urllib.parse import quote
 
-import app as emqx
+import database
 import seed
 from conftest import AUTH
 from conftest import get_json
@@ -84,5 +84,5 @@ def test_counters_equal_a_fresh_count_after_writes(make_app, tmp_path):
     copy = sqlite3.connect(tmp_path / "recount.db")
     live.backup(copy)
     live.close()
-    emqx.recount(copy)
+    database.recount(copy)
     assert _counters(copy) == kept
