@@ -503,11 +503,9 @@ def node_row(name, running=True):
 
 
 def _node_states():
-    """(name, node_status) of every node in cluster order, read once per request."""
-    if "node_states" not in g:
-        g.node_states = get_db().execute(
-            "SELECT name, node_status FROM nodes ORDER BY position").fetchall()
-    return g.node_states
+    """(name, node_status) of every node in cluster order, read again when the data changed."""
+    return get_db().remember("node_states", lambda db: db.execute(
+        "SELECT name, node_status FROM nodes ORDER BY position").fetchall())
 
 
 def running_nodes():

@@ -30,9 +30,28 @@ class Connection(sqlite3.Connection):
     """A SQLite connection that carries what is cached about its database, so a cache can
     never outlive, nor be mistaken for, the connection it belongs to."""
 
+    MEMO_SIZE = 256  # entries kept between changes (credentials, settings, block totals)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.page_totals = {}  # see seek
+        self._memo, self._memo_version = {}, None
+
+    def remember(self, key, load):
+        """`load(self)`, read again only once the database has changed: PRAGMA data_version
+        moves on every other connection's commit (in any process), total_changes on this
+        one's. In a transaction, data_version is the transaction's snapshot's, so what is
+        remembered agrees with what the transaction reads. One statement instead of the
+        reads it saves; the caller keys by everything `load` depends on.
+        """
+        version = self.execute("PRAGMA data_version").fetchone()[0], self.total_changes
+        if version != self._memo_version or len(self._memo) >= self.MEMO_SIZE:
+            self._memo.clear()
+            self._memo_version = version
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = load(self)
+            return value
 
 
 def open_db(path, timeout=30):
@@ -355,20 +374,15 @@ def seek(db, table, where, args, offset):
     """(first id of the block holding row number `offset`, offset left within it).
 
     The running totals of the blocks are kept on the connection until the database
-    changes: PRAGMA data_version moves on other connections' commits, total_changes on
-    this one's.
+    changes (Connection.remember).
     """
-    version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
-    cache = db.page_totals
-    key = (table, where, args)
-    hit = cache.get(key)
-    if hit is None or hit[0] != version:
+
+    def load(db):
         rows = db.execute(f"SELECT block, sum(n) FROM page_blocks WHERE tbl = ? AND {where}"
                           " GROUP BY block ORDER BY block", (table, *args)).fetchall()
-        if len(cache) > 64:
-            cache.clear()
-        hit = cache[key] = (version, [b for b, _ in rows], list(accumulate(n for _, n in rows)))
-    _, blocks, totals = hit
+        return [b for b, _ in rows], list(accumulate(n for _, n in rows))
+
+    blocks, totals = db.remember(("page_blocks", table, where, args), load)
     i = bisect_right(totals, offset)
     if i == len(totals):
         return None, 0

@@ -84,9 +84,11 @@ def dumps(value):
 
 
 def _answer(body, status, code):
-    """Every JSON answer leaves through here; the request remembers its `code`."""
+    """Every JSON answer leaves through here; the request remembers its `code` and the
+    answer (compact JSON by construction, which the journal lays out without parsing)."""
     g.answer_code = code
-    return current_app.response_class(body, status=status, mimetype="application/json")
+    g.answer = current_app.response_class(body, status=status, mimetype="application/json")
+    return g.answer
 
 
 def raw_ok(data_text=None, meta=None):
@@ -301,8 +303,10 @@ def verify_password(username, password):
     # the dashboard's. The stand-in's controls take either.
     kind = None if request.path.startswith("/_standin") else listener()
     db = get_db()
-    row = db.execute("SELECT secret, status, expired FROM apps WHERE app_id = ?",
-                     (username,)).fetchone()
+    row, user = db.remember(("login", username), lambda db: (
+        db.execute("SELECT secret, status, expired FROM apps WHERE app_id = ?",
+                   (username,)).fetchone(),
+        db.execute("SELECT password FROM users WHERE username = ?", (username,)).fetchone()))
     secret_ok = row is not None and hmac.compare_digest(row["secret"].encode(), password.encode())
     if kind != "dashboard" and secret_ok:
         expired, status = json_value(row["expired"]), json_value(row["status"])
@@ -313,8 +317,7 @@ def verify_password(username, password):
             return {"app_id": username}
     if kind == "management":
         return None
-    row = db.execute("SELECT password FROM users WHERE username = ?", (username,)).fetchone()
-    if row is not None and password_ok(row["password"], password):
+    if user is not None and password_ok(user["password"], password):
         return {"username": username}
     return None
 

@@ -737,9 +737,13 @@ def _validate_faults(body):
 
 
 def active_faults():
-    """(fault settings or None, draws so far)."""
-    row = get_db().execute("SELECT config, draws FROM faults WHERE id = 1").fetchone()
-    return (json.loads(row["config"]), row["draws"]) if row else (None, 0)
+    """(fault settings or None, draws so far), read again only once the data changed."""
+
+    def load(db):
+        row = db.execute("SELECT config, draws FROM faults WHERE id = 1").fetchone()
+        return (json.loads(row["config"]), row["draws"]) if row else (None, 0)
+
+    return get_db().remember("faults", load)
 
 
 @bp.get("/_standin/faults")
@@ -995,6 +999,31 @@ def _bounded_json(raw):
     return body if len(body) <= JOURNAL_TEXT else body[:JOURNAL_TEXT] + "…"
 
 
+# What may lie outside the strings of compact JSON without fractions or exponents, a word
+# cut by the end included (one character or word per step: no nested repeats to backtrack).
+_COMPACT_OUTSIDE = re.compile(r"(?:[\[\]{},:0-9-]|true|false|null)*"
+                              r"(?:t|tr|tru|f|fa|fal|fals|n|nu|nul)?")
+
+
+def _laid_out(data):
+    """_bounded_json of a body the JSON writer made (valid and compact), without reading it
+    token by token, when its first JOURNAL_TEXT characters hold nothing that needs more
+    than spacing: no escapes, no fractions or exponents, no secret key; else None.
+
+    Without backslashes a string is what lies between two quotes, so the text outside
+    strings is every other piece of text.split('"'): ", " and ": " are spaced there."""
+    text = data[:4 * (JOURNAL_TEXT + 1)].decode(errors="ignore")[:JOURNAL_TEXT + 1]
+    if "\\" in text or any(word in text.lower() for word in SECRET_WORDS):
+        return None
+    pieces = text.split('"')
+    outside = pieces[0::2]
+    if not _COMPACT_OUTSIDE.fullmatch("".join(outside)):
+        return None
+    pieces[0::2] = [p.replace(",", ", ").replace(":", ": ") for p in outside]
+    body = '"'.join(pieces)
+    return body if len(body) <= JOURNAL_TEXT else body[:JOURNAL_TEXT] + "…"
+
+
 def _journal_body():
     if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
         return f"<{request.content_length} bytes: too large, not read>"
@@ -1005,7 +1034,12 @@ def _journal_response(response):
     if response.direct_passthrough or response.mimetype != "application/json":
         return None if response.direct_passthrough else (
             response.get_data(as_text=True)[:JOURNAL_TEXT] or None)
-    return _bounded_json(response.get_data())
+    data = response.get_data()
+    if g.get("answer") is response:  # the writer's own answer, as it made it
+        laid_out = _laid_out(data)
+        if laid_out is not None:
+            return laid_out
+    return _bounded_json(data)
 
 
 def record_request(response):
@@ -1025,13 +1059,27 @@ def record_request(response):
          round((time.perf_counter() - started) * 1000, 3),
          user.get("app_id") or user.get("username"), _journal_body(),
          _journal_response(response)))
-    db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
+    if cur.lastrowid % JOURNAL_TRIM == 0:
+        db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
+
+
+# Entries written between two trims of the oldest ones: deleting one old entry per request
+# cost twice the entry's own INSERT. Reads see only the newest JOURNAL_SIZE (journal_window).
+JOURNAL_TRIM = 64
+
+
+def journal_window():
+    """SQL condition and argument: the newest JOURNAL_SIZE entries, the journal's bound (up
+    to JOURNAL_TRIM older ones wait in the file for the next trim)."""
+    return ("id > (SELECT coalesce(max(id), 0) FROM journal) - ?",
+            current_app.config["JOURNAL_SIZE"])
 
 
 def journal_filter():
     """SQL condition and arguments from ?route, method, path (exact, or a prefix ending in
     *), status, code, caller, since (an id: the entries after it)."""
-    where, args = ["TRUE"], []
+    window, size = journal_window()
+    where, args = [window], [size]
     p = params()
     for name in ("route", "method", "caller"):
         if p.get(name) is not None:
@@ -1085,8 +1133,9 @@ def journal_count():
 def journal_unmatched():
     """The journaled requests that matched no route, newest first (?limit, default 100)."""
     limit = int_param("limit", 100, 1)
-    rows = get_journal().execute("SELECT * FROM journal WHERE route IS NULL ORDER BY id DESC"
-                                 " LIMIT ?", (limit,)).fetchall()
+    window, size = journal_window()
+    rows = get_journal().execute(f"SELECT * FROM journal WHERE route IS NULL AND {window}"
+                                 " ORDER BY id DESC LIMIT ?", (size, limit)).fetchall()
     return ok([journal_entry(r) for r in rows])
 
 

@@ -141,3 +141,34 @@ def test_reset_is_atomic_for_concurrent_readers(server):
                          else {"emqx@127.0.0.1", "emqx@127.0.0.2"})
     # Six resets of a small world: fast.
     assert elapsed < 6, elapsed
+
+
+def test_credential_changes_take_effect_at_once_in_both_workers(server):
+    """Each worker keeps the rows credentials are checked against until the database
+    changes: a new password, a disabled application and a deleted user count from the next
+    request, in both workers, with the caches warm beforehand."""
+    base, access = server["base"], server["access"]
+    path = "/api/v3/brokers/?who=credentials"
+
+    def statuses(auth):
+        return {r.status_code for r in _burst(base, [path] * 40, workers=20, auth=auth)}
+
+    send(base, "POST", "/api/v3/users/", {"username": "alice", "password": "one", "tags": "t"})
+    send(base, "POST", "/api/v3/apps/", {"app_id": "robot", "name": "robot", "status": True})
+    secret = get(base, "/api/v3/apps/robot").json()["data"]["secret"]
+    for _ in range(5):  # warm both workers' caches with both logins
+        assert statuses(("alice", "one")) == {200}
+        assert statuses(("robot", secret)) == {200}
+        if len(pids_for(access, "/api/v3/brokers/?who=credentials", 200)) == 2:
+            break
+    assert len(pids_for(access, "/api/v3/brokers/?who=credentials", 200)) == 2
+
+    send(base, "PUT", "/api/v3/change_pwd/alice", {"old_pwd": "one", "new_pwd": "two"})
+    assert statuses(("alice", "one")) == {401}
+    assert statuses(("alice", "two")) == {200}
+    send(base, "PUT", "/api/v3/apps/robot", {"name": "robot", "status": False})
+    assert statuses(("robot", secret)) == {401}
+    send(base, "DELETE", "/api/v3/users/alice")
+    assert statuses(("alice", "two")) == {401}
+    send(base, "DELETE", "/api/v3/apps/robot")
+    assert statuses(("robot", secret)) == {401}

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,35 @@ def test_bounded_by_config(make_app):
     assert len(entries) == 5
     assert [e["query"] for e in entries] == [f"_limit={i}" for i in (12, 11, 10, 9, 8)]
     assert get_json(c, "/_standin")["data"]["journal_size"] == 5
+
+
+def test_bound_holds_for_every_read_and_the_file_between_trims(make_app):
+    """The oldest entries are deleted every JOURNAL_TRIM entries, not one per request: the
+    list, the count and the unmatched list still see exactly the newest JOURNAL_SIZE, and
+    the file never holds more than JOURNAL_SIZE + JOURNAL_TRIM."""
+    import standin
+
+    c = make_app(clients=5, JOURNAL_SIZE=5)
+    clear(c)
+    largest = 0
+    for i in range(3 * standin.JOURNAL_TRIM + 7):
+        c.get(f"{API}/no/such/{i}" if i % 2 else f"{API}/connections/?_limit={i + 1}",
+              auth=AUTH)
+        path = os.path.splitext(c.application.config["DATABASE"])[0] + "-journal.db"
+        with sqlite3.connect(path) as j:
+            largest = max(largest, j.execute("SELECT count(*) FROM journal").fetchone()[0])
+    last = 3 * standin.JOURNAL_TRIM + 6
+    entries = journal(c, limit=1000)
+    assert len(entries) == 5
+    assert [e["path"] for e in entries[:1]] == [f"{API}/connections"]
+    assert [e["query"] for e in entries[::2]] == [f"_limit={i + 1}" for i in (last, last - 2,
+                                                                          last - 4)]
+    assert get_json(c, "/_standin/journal/count")["data"]["count"] == 5
+    assert get_json(c, "/_standin/journal/count?route=list_connections")["data"]["count"] == 3
+    unmatched = get_json(c, "/_standin/journal/unmatched?limit=1000")["data"]
+    assert [e["path"] for e in unmatched] == [f"{API}/no/such/{i}" for i in (last - 1,
+                                                                               last - 3)]
+    assert 5 < largest <= 5 + standin.JOURNAL_TRIM
 
 
 def test_bounded_by_monkeypatched_config(client, app, monkeypatch):
@@ -219,6 +249,33 @@ def test_bodies_read_only_up_to_the_cut_read_as_if_read_whole():
     raw = json.dumps(page, separators=(",", ":"))
     assert _bounded_json(raw.encode()) == _whole(raw)
     assert "xxx" not in _bounded_json(raw.encode())
+
+
+def test_answers_laid_out_without_parsing_read_as_the_token_reader_reads_them(client):
+    """The journal lays out the writer's own answers (compact JSON) by spacing the text
+    between strings; whenever it does, it keeps exactly what the token reader keeps, for
+    random documents and for every read answer of the seeded cluster."""
+    import random
+
+    from minirest import dumps
+    from standin import _bounded_json
+    from standin import _laid_out
+
+    rng = random.Random(11)
+    bodies = [dumps(_document(rng)).encode() for _ in range(3000)]
+    bodies += [dumps({"code": 0, "data": [{"n": i, "t": "a,b:c", "ok": True, "x": None}
+                                          for i in range(n)]}).encode() for n in range(0, 90, 7)]
+    bodies += [client.get(API + path, auth=AUTH).data for path in (
+        "/connections/", "/sessions/", "/subscriptions/", "/routes/", "/nodes/", "/brokers/",
+        "/stats/", "/metrics/", "/listeners/", "/plugins/", "/alarms/", "/configs/",
+        "/users/", "/apps/", "/banned/", "/nonexistent")]
+    laid = 0
+    for body in bodies:
+        fast = _laid_out(body)
+        if fast is not None:
+            laid += 1
+            assert fast == _bounded_json(body), body[:200]
+    assert laid > len(bodies) // 4, laid  # the spacing path is the usual one, not a rarity
 
 
 def test_clear(client):
