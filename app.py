@@ -74,7 +74,25 @@ from minirest import UNKNOWN_ERROR
 VERSION = "0.3.0"  # the stand-in's own version
 EMQX_VERSION = "3.0.1"  # the EMQ X release whose management API it answers as
 
-app = Flask(__name__)
+class StandinFlask(Flask):
+    """Flask, asking once per hook or view whether it is a coroutine (Flask asks `inspect`
+    again for each of the dozen hooks and handlers every request runs)."""
+
+    _synced = {}
+
+    def ensure_sync(self, func):
+        try:
+            return self._synced[func]
+        except KeyError:
+            if len(self._synced) > 1024:
+                self._synced.clear()
+            synced = self._synced[func] = super().ensure_sync(func)
+            return synced
+        except TypeError:  # not hashable: as Flask does it
+            return super().ensure_sync(func)
+
+
+app = StandinFlask(__name__)
 app.config.from_mapping(
     # The SQLite file; by default standin.db in the directory the service starts from.
     DATABASE=os.path.abspath(os.environ.get("STANDIN_DB", "standin.db")),
@@ -502,29 +520,35 @@ def node_row(name, running=True):
     return row
 
 
-def _node_states():
-    """(name, node_status) of every node in cluster order, read again when the data changed."""
-    return get_db().remember("node_states", lambda db: db.execute(
-        "SELECT name, node_status FROM nodes ORDER BY position").fetchall())
+def _nodes():
+    """(names of the nodes that answer, in cluster order; whether every node answers),
+    read again when the data changed."""
+
+    def load(db):
+        states = db.execute("SELECT name, node_status FROM nodes ORDER BY position").fetchall()
+        running = tuple(name for name, status in states if status == "Running")
+        return running, len(running) == len(states)
+
+    return get_db().remember("nodes", load)
 
 
 def running_nodes():
     """Names of the nodes that answer, in cluster order."""
-    return [name for name, status in _node_states() if status == "Running"]
+    return _nodes()[0]
 
 
 def all_nodes_running():
-    return all(status == "Running" for _name, status in _node_states())
+    return _nodes()[1]
 
 
 def node_filter(node=None):
     """SQL condition and arguments restricting rows to one node or to the running nodes."""
     if node is not None:
         return "node = ?", (node,)
-    if all_nodes_running():
+    names, everyone = _nodes()
+    if everyone:
         return "TRUE", ()
-    names = running_nodes()
-    return f"node IN ({','.join('?' * len(names))})", tuple(names)
+    return f"node IN ({','.join('?' * len(names))})", names
 
 
 def node_stats(node):
