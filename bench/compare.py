@@ -4,7 +4,8 @@ and json-server, one run.
 Usage:  .venv/bin/python bench/compare.py [--sizes 1000,100000,1000000] [--quick]
             [--seconds 3] [--repeats 3] [--concurrency 8] [--workers N]
             [--generator auto|wrk|python] [--peer-rows 100000] [--tmpdir DIR]
-        .venv/bin/python bench/compare.py --profile [--sizes 1000000] [--profile-n 1000]
+
+Where one request's time goes (in-process, by hook, with its SQL): bench/profile_requests.py.
 
 Not part of the test suite. Needs bench/node_modules (`cd bench && npm install`, json-server
 0.17) and preferably wrk (`apt-get install -y wrk`); without wrk a Python load generator
@@ -872,77 +873,6 @@ def report(args, gen, results, floor, peer, started):
     print(f"{total - failed} of {total} targets met")
 
 
-def profile(args):
-    """cProfile of the stand-in serving each read request in-process (app.app.test_client()).
-
-    Seeds a database at the largest size, then for each request: 50 warm-up requests, then
-    PROFILE_N profiled ones; prints the mean time per request in-process (and the floor app's,
-    for scale) and the top 15 functions by own time.
-    """
-    import cProfile
-    import io
-    import pstats
-
-    size = args.sizes[-1]
-    tmp = tempfile.mkdtemp(prefix="standin-profile-", dir=args.tmpdir)
-    try:
-        db_path = os.path.join(tmp, "standin.db")
-        env, seed_s, _ = seed(db_path, size)
-        os.environ.update({k: v for k, v in env.items() if k.startswith("STANDIN_")})
-        sys.path.insert(0, ROOT)
-        sys.path.insert(0, BENCH)
-        import floor_app  # noqa: E402
-
-        import app as standin  # noqa: E402  (reads STANDIN_* at import)
-
-        client = standin.app.test_client()
-        headers = {"Authorization": AUTH}
-        first = client.get(f"/api/v3/connections/?_page=1&_limit={LIMIT}", headers=headers).json
-        count = first["meta"]["count"]
-        last = max(1, -(-count // LIMIT))
-        cid = first["data"][len(first["data"]) // 2]["client_id"]
-        node = client.get("/api/v3/nodes/", headers=headers).json["data"][0]["node"]
-        requests = [
-            ("list first page", f"/api/v3/connections/?_page=1&_limit={LIMIT}"),
-            ("list last page", f"/api/v3/connections/?_page={last}&_limit={LIMIT}"),
-            ("lookup :clientid", "/api/v3/connections/" + quote(cid, safe="")),
-            ("nodes/:node/stats", f"/api/v3/nodes/{node}/stats/"),
-        ]
-        n = args.profile_n
-        floor_client = floor_app.app.test_client()
-        for _ in range(50):
-            floor_client.get(requests[0][1])
-        t = time.perf_counter()
-        for _ in range(n):
-            floor_client.get(requests[0][1])
-        floor_ms = (time.perf_counter() - t) / n * 1000
-        print(f"in-process profile, {size:,} clients (seeded in {seed_s:.1f} s), {n} requests"
-              f" each; floor_app: {floor_ms:.3f} ms per request in-process")
-        for label, path in requests:
-            for _ in range(50):
-                assert client.get(path, headers=headers).status_code == 200
-            t = time.perf_counter()
-            for _ in range(n):
-                client.get(path, headers=headers)
-            plain_ms = (time.perf_counter() - t) / n * 1000
-            prof = cProfile.Profile()
-            prof.enable()
-            for _ in range(n):
-                client.get(path, headers=headers)
-            prof.disable()
-            out = io.StringIO()
-            stats = pstats.Stats(prof, stream=out).strip_dirs().sort_stats("tottime")
-            stats.print_stats(15)
-            body = out.getvalue()
-            body = body[body.index("   ncalls"):].rstrip()
-            print()
-            print(f"== {label}: GET {path}  {plain_ms:.3f} ms per request unprofiled"
-                  f" ({plain_ms / floor_ms:.1f}x floor_app in-process); top 15 by own time")
-            print(body)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def node_version():
     try:
         return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
@@ -968,15 +898,10 @@ def main():
                         help="large page: timed requests per size (and as many of /status)")
     parser.add_argument("--peer-rows", type=int, default=100_000)
     parser.add_argument("--tmpdir", default=None, help="where the databases go (default: $TMPDIR)")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead: cProfile the read requests in-process at the largest size")
-    parser.add_argument("--profile-n", type=int, default=1000)
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.seconds, args.repeats = "1000,20000", 1, 2
     args.sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(","))
-    if args.profile:
-        return profile(args)
     if not os.path.exists(JSON_SERVER):
         raise SystemExit(f"{JSON_SERVER} is missing: run `npm install` in {BENCH}")
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))

@@ -2,6 +2,7 @@
 sizes (the figures are not judged here, only that each part measures and prints its table)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,19 @@ def test_compare_describes_itself():
     out = subprocess.run([sys.executable, "bench/compare.py", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--quick" in out.stdout, out.stderr
+
+
+def test_profile_requests_splits_a_request_into_phases_and_counts_its_sql():
+    out = subprocess.run(
+        [sys.executable, "bench/profile_requests.py", "first", "publish", "--clients", "20",
+         "-n", "20", "--warmup", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    blocks = out.stdout.split("\n== ")[1:]
+    assert [b.split(":", 1)[0] for b in blocks] == ["first", "publish"], out.stdout
+    for block in blocks:
+        phases = {line.split()[0] for line in block.splitlines() if line.strip()}
+        assert {"before", "view", "after", "rest", "total"} <= phases, block
+        assert "require_credentials" in block and "mean " in block, block
+        sql = re.search(r"^SQL statements: ([\d.]+) per request", block, re.M)
+        assert sql and float(sql.group(1)) > 0, block
