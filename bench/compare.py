@@ -575,7 +575,7 @@ def bench_size(size, args, gen, tmp, state):
             ours, both = measure(gen, port, scenario, args, floors=floors)
             result["figures"][name], result["floors"][name] = ours, both
             result["floor"][name] = better_floor(both)
-            log(f"  {ours['rps']:.0f} req/s (runs {', '.join(f'{r:.0f}' for r in ours['runs'])});"
+            log(f"  {ours['rps']:.0f} req/s (runs {', '.join(f'{r:.0f}' for r in ours['runs'])})"
                 + "".join(f"; floor {m} {f['rps']:.0f} (runs"
                             f" {', '.join(f'{r:.0f}' for r in f['runs'])})"
                             for m, f in both.items()))
