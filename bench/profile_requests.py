@@ -24,8 +24,9 @@ this process by the helper bench/micro.py uses; the app (app.app) is called as g
 calls it, one WSGI call per request on a prepared environ (no socket, no test client),
 from one thread. For each route, after WARMUP untimed requests, four passes of N requests:
 
-1. plain: the mean time per request, nothing added; beside it bench/floor_app.py's mean for
-   one WSGI call (a precomputed page, no hooks, no database), measured the same way;
+1. plain: the mean and median time per request, nothing added; beside them
+   bench/floor_app.py's for one WSGI call (a precomputed page, no hooks, no database),
+   measured the same way;
 2. phases: every hook the app and its blueprints have registered (before_request,
    after_request, teardown_request, teardown_appcontext, found in those registries, not
    named here) and every view are wrapped with a timer; the rest of the request is Flask
@@ -48,6 +49,7 @@ import os
 import pstats
 import re
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -131,11 +133,15 @@ def check(call, wsgi):
     return json.loads(data)
 
 
-def mean_us(call, wsgi, n):
-    started = time.perf_counter()
+def per_request_us(call, wsgi, n):
+    """(mean, median) microseconds of `n` calls, each timed (the median shrugs off the
+    moments another job on a shared machine takes the CPU)."""
+    times = []
     for _ in range(n):
+        started = time.perf_counter()
         call(wsgi)
-    return (time.perf_counter() - started) / n * 1e6
+        times.append(time.perf_counter() - started)
+    return statistics.mean(times) * 1e6, statistics.median(times) * 1e6
 
 
 # --- phases: the hooks and views the app has, wrapped with timers ---
@@ -208,11 +214,12 @@ def profile_route(label, call, args, floor_us):
     for _ in range(args.warmup):
         call(wsgi)
     n = args.n
-    plain = mean_us(call, wsgi, n)
+    plain, median = per_request_us(call, wsgi, n)
     print()
     print(f"== {label}: {call.method} {call.path}")
-    print(f"mean {plain:.1f} us per request ({n} requests; floor_app {floor_us:.1f} us,"
-          f" x{plain / floor_us:.1f})")
+    print(f"mean {plain:.1f} us per request, median {median:.1f} ({n} requests; floor_app:"
+          f" mean {floor_us[0]:.1f}, median {floor_us[1]:.1f}; x{plain / floor_us[0]:.1f} by"
+          " the means)")
 
     phases = Phases(flask_app)
     phases.install()
@@ -335,10 +342,11 @@ def main(argv=None):
         floor_call = Call("GET", f"/api/v3/connections/?_page=1&_limit={LIMIT}")
         for _ in range(args.warmup):
             floor_call(floor_app.app)
-        floor_us = mean_us(floor_call, floor_app.app, args.n)
+        floor_us = per_request_us(floor_call, floor_app.app, args.n)
         print(f"emqx-standin in-process profile: {args.clients:,} clients on 1 node (seeded in"
               f" {seeded:.2f} s), {args.n} requests per pass after {args.warmup} warm-up,"
-              f" one WSGI call each (no socket); floor_app: {floor_us:.1f} us per request")
+              f" one WSGI call each (no socket); floor_app: mean {floor_us[0]:.1f},"
+              f" median {floor_us[1]:.1f} us per request")
         for name, call in calls_for(args.routes):
             profile_route(name, call, args, floor_us)
             sys.stdout.flush()
