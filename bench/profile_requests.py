@@ -59,14 +59,6 @@ from urllib.parse import quote
 
 from werkzeug.test import EnvironBuilder
 
-BENCH = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, BENCH)
-
-import micro  # noqa: E402  (puts the repository first on sys.path, clears STANDIN_*)
-
-ROUTES = ("first", "last", "lookup", "stats", "nodes", "large", "publish")
-LIMIT = 100
-
 # --- SQL trace: every connection opened from now on reports its statements here ---
 
 _trace = {"on": False, "statements": []}
@@ -84,7 +76,15 @@ def _record_statement(sql):
         _trace["statements"].append(sql)
 
 
-sqlite3.connect = _traced_connect  # before the app opens its first connection
+sqlite3.connect = _traced_connect  # before the app is imported (micro imports it)
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+
+import micro  # noqa: E402  (puts the repository first on sys.path, clears STANDIN_*)
+
+ROUTES = ("first", "last", "lookup", "stats", "nodes", "large", "publish")
+LIMIT = 100
 
 _LITERALS = re.compile(r"[xX]?'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
 
