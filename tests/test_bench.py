@@ -2,6 +2,7 @@
 sizes (the figures are not judged here, only that each part measures and prints its table)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,48 @@ def test_compare_describes_itself():
     out = subprocess.run([sys.executable, "bench/compare.py", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--quick" in out.stdout, out.stderr
+
+
+def test_profile_requests_splits_a_request_into_phases_and_counts_its_sql():
+    out = subprocess.run(
+        [sys.executable, "bench/profile_requests.py", "first", "publish", "--clients", "20",
+         "-n", "20", "--warmup", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    blocks = out.stdout.split("\n== ")[1:]
+    assert [b.split(":", 1)[0] for b in blocks] == ["first", "publish"], out.stdout
+    for block in blocks:
+        phases = {line.split()[0] for line in block.splitlines() if line.strip()}
+        assert {"before", "view", "after", "rest", "total"} <= phases, block
+        assert "require_credentials" in block and "mean " in block, block
+        sql = re.search(r"^SQL statements: ([\d.]+) per request", block, re.M)
+        assert sql and float(sql.group(1)) > 0, block
+
+
+@pytest.mark.live
+def test_compare_runs_and_judges_at_toy_sizes():
+    """A whole compare.py run, shrunk: both floors measured, every target judged, the large
+    page timed (a crash in the report would otherwise show at the end of a long run)."""
+    if not (ROOT / "bench" / "node_modules" / ".bin" / "json-server").exists():
+        pytest.skip("json-server is not installed (cd bench && npm install)")
+    out = subprocess.run(
+        [sys.executable, "bench/compare.py", "--sizes", "200,400", "--seconds", "1",
+         "--repeats", "1", "--peer-rows", "400", "--large-calls", "2", "--generator", "python",
+         "--concurrency", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    row = next(line for line in text.splitlines() if line.startswith("list first page   |"))
+    groups = [g.split() for g in row.split("|")[1:4]]  # json-server, 200, 400
+    for req_s, sync, gthread, x in groups:
+        assert float(sync) > 0 and float(gthread) > 0, row
+        assert float(x) == pytest.approx(float(req_s) / max(float(sync), float(gthread)),
+                                         abs=0.02), row
+    issue = text.split("Issue 17 (Cheap requests)")[1].split("Earlier targets")[0]
+    judged = re.findall(r"^\s+(met|MISSED)\s", issue, re.M)
+    assert len(judged) == 4 + 7 + 1, issue  # 4 ratios @400, 7 figures' falls, the large page
+    assert "@400 >= 0.6x floor" in issue and "page of 400 (no _limit) @400" in issue, issue
+    large = re.findall(r"^\s+(200|400)\s+(200|400)\s+[\d.]+\s+[\d.]+\s+-?[\d.]+\s+< 50$", text,
+                       re.M)
+    assert large == [("200", "200"), ("400", "400")], text
+    assert re.search(r"^\d+ of \d+ targets met$", text, re.M), text
