@@ -818,12 +818,14 @@ def report(args, gen, results, floor, peer, started):
         for name, need in ISSUE_RATIOS:
             issue.append((ratio(r, name) >= need, f"{LABELS[name]} @{at} >= {need}x floor",
                           f"{ratio(r, name):.3f}x"))
-    for name in names:
+    def fall(name, most):
+        """The figure `name` from the smallest size to the largest, against the floor."""
         norm = ratio(large, name) / ratio(small, name)
         raw = large["figures"][name]["rps"] / small["figures"][name]["rps"]
-        issue.append((norm >= 1 - ISSUE_MAX_FALL,
-                      f"{LABELS[name]} falls <= {ISSUE_MAX_FALL:.0%} {little} -> {big}",
-                      f"{norm:.3f}x vs floor (raw {raw:.3f}x)"))
+        return (norm >= 1 - most, f"{LABELS[name]} falls <= {most:.0%} {little} -> {big}",
+                f"{norm:.3f}x vs floor (raw {raw:.3f}x)")
+
+    issue += [fall(name, ISSUE_MAX_FALL) for name in names]
     for r in judged_sizes(results):
         server_ms = r["large"]["page_ms"] - r["large"]["status_ms"]
         issue.append((server_ms < LARGE_PAGE_MS,
@@ -833,11 +835,7 @@ def report(args, gen, results, floor, peer, started):
     for name, need in EARLIER_RATIOS:
         earlier.append((ratio(large, name) >= need, f"{LABELS[name]} @{big} >= {need}x floor",
                         f"{ratio(large, name):.3f}x"))
-    for name in READ_FIGURES:
-        norm = ratio(large, name) / ratio(small, name)
-        raw = large["figures"][name]["rps"] / small["figures"][name]["rps"]
-        earlier.append((norm >= 0.8, f"{LABELS[name]} falls <= 20% {little} -> {big}",
-                        f"{norm:.3f}x vs floor (raw {raw:.3f}x)"))
+    earlier += [fall(name, 0.2) for name in READ_FIGURES]
     near = min(results, key=lambda r: abs(r["size"] - peer["rows"]))
     pf, pfl = peer["figures"]["peer_first"], peer["floor"]["peer_first"]
     raw = near["figures"]["list_first"]["rps"] / pf["rps"]
