@@ -1,5 +1,6 @@
-"""The controls under real gunicorn (2 sync workers, one SQLite file): a fault and a reset
-set through one worker take effect in both at once; the journal bound holds across workers.
+"""The controls under real gunicorn (2 workers, sync and threaded, one SQLite file): a fault,
+a reset and a credential change made through one worker take effect in both at once; the
+journal bound holds across workers.
 
 Bursts go over fresh connections (one requests.get each), so both workers take part; the
 access log (`<pid> <request line> <status>`) tells them apart.
@@ -23,13 +24,16 @@ JOURNAL_SIZE = 25
 TEAPOT = {"status": 429, "code": 429, "message": "injected in every worker"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sync", "gthread"])
 def server(tmp_path_factory, request):
+    """Sync workers (one connection each), and the default threaded ones (a connection, and
+    its caches, per thread)."""
     tmp = tmp_path_factory.mktemp("standin-gunicorn")
     access = tmp / "access.log"
     live = LiveServer(tmp / "standin.db", workers=2, clients=20,
                       env={"STANDIN_JOURNAL_SIZE": JOURNAL_SIZE},
-                      args=["--worker-class", "sync", "--timeout", "30", "--graceful-timeout", "2",
+                      args=["--worker-class", request.param, "--timeout", "30",
+                            "--graceful-timeout", "2",
                             "--access-logfile", str(access),
                             "--access-logformat", PID_ACCESS_FORMAT],
                       start_timeout=START_TIMEOUT, stop_timeout=5)
