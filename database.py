@@ -53,6 +53,12 @@ class Connection(sqlite3.Connection):
             value = self._memo[key] = load(self)
             return value
 
+    def forget(self):
+        """Drop what is remembered: for a change neither counter sees (SQLite's backup
+        writing into this connection, as a snapshot is restored)."""
+        self._memo.clear()
+        self._memo_version = None
+
 
 def open_db(path, timeout=30):
     """Open a connection with the settings every connection needs; it remembers which

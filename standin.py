@@ -160,6 +160,7 @@ def restore_file(db, path):
         source.backup(db)
     finally:
         source.close()
+    db.forget()  # a backup moves neither its data_version nor its total_changes
 
 
 def shift_from_template(db):

@@ -371,3 +371,22 @@ def test_world_files_stay_inside_the_data_folder(client):
     db = sqlite3.connect(os.path.join(root, "standin-worlds", "inside.db"))
     assert db.execute("SELECT value FROM meta WHERE key = 'seed'").fetchone() == ("42",)
     db.close()
+
+
+def test_a_restore_takes_effect_on_credentials_and_faults_at_once(client):
+    """A snapshot restored through the connection that serves the next request replaces the
+    rows it remembered (logins, faults): the restored ones count from that request on."""
+    control(client, "POST", f"{API}/users/", {"username": "bob", "password": "one", "tags": ""},
+            code=0)
+    control(client, "POST", "/_standin/snapshots", {"name": "before"}, code=0)
+    control(client, "PUT", f"{API}/change_pwd/bob", {"old_pwd": "one", "new_pwd": "two"},
+            code=0)
+    control(client, "PUT", "/_standin/faults",
+            {"error_rate": 1, "routes": ["list_brokers"],
+             "error": {"status": 429, "code": 429, "message": "slow down"}}, code=0)
+    assert client.get(f"{API}/brokers/", auth=AUTH).status_code == 429  # (counts a draw)
+    assert client.get(f"{API}/nodes/", auth=("bob", "two")).status_code == 200  # remembered
+    control(client, "POST", "/_standin/snapshots/before/restore", code=0)
+    assert client.get(f"{API}/nodes/", auth=("bob", "one")).status_code == 200
+    assert client.get(f"{API}/nodes/", auth=("bob", "two")).status_code == 401
+    assert client.get(f"{API}/brokers/", auth=AUTH).status_code == 200
