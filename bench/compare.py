@@ -59,7 +59,9 @@ earlier issue ("Fast at any size"). Databases are deleted at the end.
 import argparse
 import base64
 import http.client
+import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -335,6 +337,69 @@ end
         return rps, parse_duration(pct["50"]), parse_duration(pct["99"]), errors
 
 
+class Run:
+    """The outcome of one timed run: successful latencies (sorted), errors, wall time."""
+
+    def __init__(self, latencies, errors, elapsed):
+        self.latencies = sorted(latencies)
+        self.errors = errors
+        self.elapsed = elapsed
+
+    @property
+    def rate(self):
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def ms(self, fraction):
+        """Nearest-rank percentile of the successful requests, in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        rank = min(len(self.latencies), max(1, math.ceil(len(self.latencies) * fraction)))
+        return 1000 * self.latencies[rank - 1]
+
+
+def drive(port, seconds, concurrency, make_request, accept, headers):
+    """Closed loop for `seconds`: each of `concurrency` threads sends its next request once the
+    last is answered. `make_request(n)` gives (method, path, body bytes or None) for the n-th
+    request of the run (numbered across threads); `accept(status, data)` judges the answer;
+    `headers` go with every request (and a JSON Content-Type with a body)."""
+    numbers = itertools.count()
+    stop_at = time.monotonic() + seconds
+    lock = threading.Lock()
+    latencies, errors = [], []
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine, bad = [], 0
+        while time.monotonic() < stop_at:
+            method, path, body = make_request(next(numbers))
+            sent = headers if body is None else {**headers, "Content-Type": "application/json"}
+            started = time.perf_counter()
+            try:
+                conn.request(method, path, body, sent)
+                response = conn.getresponse()
+                data = response.read()
+                ok = accept(response.status, data)
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                ok = False
+            if ok:
+                mine.append(time.perf_counter() - started)
+            else:
+                bad += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors.append(bad)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Run(latencies, sum(errors), time.monotonic() - began)
+
+
 class PythonGenerator:
     name = "python"
 
@@ -348,55 +413,16 @@ class PythonGenerator:
         return None
 
     def run(self, port, scenario, seconds, script=None):
-        latencies, errors = [], []
-        lock = threading.Lock()
-        stop_at = time.perf_counter() + seconds
-        base = {"Authorization": AUTH} if scenario.auth else {}
-        if scenario.bodies:
-            base["Content-Type"] = "application/json"
+        def make_request(n):
+            body = None
+            if scenario.bodies:
+                body = scenario.bodies[n % len(scenario.bodies)].replace("{n}", f"x{n}")
+            return scenario.method, scenario.paths[n % len(scenario.paths)], body
 
-        def worker(wid):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            mine, bad, i = [], 0, wid
-            while time.perf_counter() < stop_at:
-                path = scenario.paths[i % len(scenario.paths)]
-                body = None
-                if scenario.bodies:
-                    body = scenario.bodies[i % len(scenario.bodies)].replace("{n}", f"{wid}x{i}")
-                t = time.perf_counter()
-                try:
-                    conn.request(scenario.method, path, body, base)
-                    response = conn.getresponse()
-                    response.read()
-                    good = 200 <= response.status < 400
-                except (OSError, http.client.HTTPException):
-                    conn.close()
-                    good = False
-                if good:
-                    mine.append(time.perf_counter() - t)
-                else:
-                    bad += 1
-                i += self.concurrency
-            conn.close()
-            with lock:
-                latencies.extend(mine)
-                errors.append(bad)
-
-        began = time.perf_counter()
-        threads = [threading.Thread(target=worker, args=(w,)) for w in range(self.concurrency)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - began
-        latencies.sort()
-        if not latencies:
-            return 0.0, float("nan"), float("nan"), sum(errors)
-
-        def pct(f):
-            return 1000 * latencies[min(len(latencies) - 1, int(round(f * (len(latencies) - 1))))]
-
-        return len(latencies) / elapsed, pct(0.5), pct(0.99), sum(errors)
+        run = drive(port, seconds, self.concurrency, make_request,
+                    lambda status, data: 200 <= status < 400,
+                    {"Authorization": AUTH} if scenario.auth else {})
+        return run.rate, run.ms(0.5), run.ms(0.99), run.errors
 
 
 def check(port, scenario, envelope=True):

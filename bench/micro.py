@@ -65,13 +65,11 @@ import argparse
 import http.client
 import itertools
 import json
-import math
 import os
 import platform
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from base64 import b64encode
 from pathlib import Path
@@ -82,6 +80,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 for _key in [k for k in os.environ if k.startswith("STANDIN_")]:
     del os.environ[_key]
 
+from compare import drive  # noqa: E402
+
 import app  # noqa: E402
 import database  # noqa: E402
 import live  # noqa: E402
@@ -90,77 +90,13 @@ import seed  # noqa: E402
 import standin  # noqa: E402
 
 PARTS = ("read", "auth", "publish", "worlds", "limits")
-AUTH_HEADER = "Basic " + b64encode(b"admin:public").decode()
+HEADERS = {"Authorization": "Basic " + b64encode(b"admin:public").decode()}
 READ_PATH = "/api/v3/connections/?_limit=100"
 QUIET = ("--access-logfile", os.devnull)  # flags win over gunicorn.conf.py
 NODE = seed.node_name(1)
 
 
 # --- load generation ---
-
-
-class Run:
-    """The outcome of one timed run: successful latencies (sorted), errors, wall time."""
-
-    def __init__(self, latencies, errors, elapsed):
-        self.latencies = sorted(latencies)
-        self.errors = errors
-        self.elapsed = elapsed
-
-    @property
-    def rate(self):
-        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
-
-    def ms(self, fraction):
-        """Nearest-rank percentile of the successful requests, in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        rank = min(len(self.latencies), max(1, math.ceil(len(self.latencies) * fraction)))
-        return 1000 * self.latencies[rank - 1]
-
-
-def drive(port, seconds, concurrency, make_request, accept):
-    """Closed loop for `seconds`: each of `concurrency` threads sends its next request once the
-    last is answered. `make_request(n)` gives (method, path, body bytes or None) for the n-th
-    request of the run (numbered across threads); `accept(status, data)` judges the answer."""
-    numbers = itertools.count()
-    stop_at = time.monotonic() + seconds
-    lock = threading.Lock()
-    latencies, errors = [], []
-
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine, bad = [], 0
-        while time.monotonic() < stop_at:
-            method, path, body = make_request(next(numbers))
-            headers = {"Authorization": AUTH_HEADER}
-            if body is not None:
-                headers["Content-Type"] = "application/json"
-            started = time.perf_counter()
-            try:
-                conn.request(method, path, body, headers)
-                response = conn.getresponse()
-                data = response.read()
-                ok = accept(response.status, data)
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                ok = False
-            if ok:
-                mine.append(time.perf_counter() - started)
-            else:
-                bad += 1
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            errors.append(bad)
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return Run(latencies, sum(errors), time.monotonic() - began)
 
 
 def status_ok(status, data):
@@ -174,8 +110,8 @@ def code_ok(status, data):
 def measure(server, args, concurrency, make_request, accept):
     """One warm-up (untimed, if asked for) and one timed run against `server`."""
     if args.warmup > 0:
-        drive(server.port, args.warmup, concurrency, make_request, accept)
-    return drive(server.port, args.seconds, concurrency, make_request, accept)
+        drive(server.port, args.warmup, concurrency, make_request, accept, HEADERS)
+    return drive(server.port, args.seconds, concurrency, make_request, accept, HEADERS)
 
 
 def serve(db_path, clients):
@@ -202,7 +138,7 @@ def read_part(args, tmp):
         path, seeded = seeded_database(tmp, "read", clients)
         with serve(path, clients) as server:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            conn.request("GET", READ_PATH, headers={"Authorization": AUTH_HEADER})
+            conn.request("GET", READ_PATH, headers=HEADERS)
             count = json.loads(conn.getresponse().read())["meta"]["count"]
             conn.close()
             run = measure(server, args, concurrency, lambda n: ("GET", READ_PATH, None),
@@ -358,7 +294,7 @@ def call(conn, method, path, body=None, code=0):
     """One call on a kept connection; its time in seconds (it must answer HTTP 200 and
     `code`, unless that is None)."""
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Authorization": AUTH_HEADER, "Content-Type": "application/json"}
+    headers = {**HEADERS, "Content-Type": "application/json"}
     started = time.perf_counter()
     conn.request(method, path, body=data, headers=headers)
     response = conn.getresponse()

@@ -103,7 +103,7 @@ class Call:
     def __init__(self, method, path, body=None):
         self.method, self.path = method, path
         self.body = json.dumps(body).encode() if body is not None else b""
-        headers = {"Authorization": micro.AUTH_HEADER, "Host": "127.0.0.1:8080"}
+        headers = {**micro.HEADERS, "Host": "127.0.0.1:8080"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         builder = EnvironBuilder(path=path, method=method, headers=headers, data=self.body,
