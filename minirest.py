@@ -91,15 +91,22 @@ def _answer(body, status, code):
     return g.answer
 
 
-def raw_ok(data_text=None, meta=None):
-    """The success envelope around `data` that is already JSON text (keys: code, data, meta)."""
-    body = '{"code":0'
-    if data_text is not None:
-        body += ',"data":' + data_text
+def _envelope(data_parts, meta):
+    """The success envelope around `data` given as JSON text in parts (keys: code, data,
+    meta), joined once: a 10,000-row page is copied once, not once per piece added."""
+    parts = ['{"code":0']
+    if data_parts is not None:
+        parts += [',"data":', *data_parts]
     if meta is not None:
-        body += f',"meta":{{"page":{meta["page"]},"limit":{meta["limit"]},' \
-                f'"count":{meta["count"]}}}'
-    return _answer(body + "}", 200, SUCCESS)
+        parts.append(f',"meta":{{"page":{meta["page"]},"limit":{meta["limit"]},'
+                     f'"count":{meta["count"]}}}')
+    parts.append("}")
+    return _answer("".join(parts), 200, SUCCESS)
+
+
+def raw_ok(data_text=None, meta=None):
+    """The success envelope around `data` that is already JSON text."""
+    return _envelope(None if data_text is None else (data_text,), meta)
 
 
 def ok(data=None, meta=None):
@@ -108,8 +115,11 @@ def ok(data=None, meta=None):
 
 
 def ok_items(items, meta=None):
-    """The success envelope around a list of entities that are already JSON text."""
-    return raw_ok("[" + ",".join(items) + "]", meta)
+    """The success envelope around a list of entities that are already JSON text (with their
+    commas as parts of the one join)."""
+    listed = [","] * (2 * len(items) - 1) if items else []
+    listed[0::2] = items
+    return _envelope(("[", *listed, "]"), meta)
 
 
 def error_response(code, message, status):
