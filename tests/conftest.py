@@ -24,7 +24,8 @@ NODE = "emqx@127.0.0.1"
 API = "/api/v3"
 
 # Settings pinned for every test, whatever the environment says (STANDIN_* variables).
-DEFAULTS = {"SEED": 42, "NODES": 1, "CLIENTS": 50, "APP_ID": "admin", "APP_SECRET": "public"}
+DEFAULTS = {"SEED": 42, "NODES": 1, "CLIENTS": 50, "APP_ID": "admin", "APP_SECRET": "public",
+            "TRAFFIC": "off"}
 
 CONTROLS_PREFIX = "/_standin"
 # Path values naming real objects of the seeded cluster, by the API's parameter names.
