@@ -14,7 +14,7 @@ WORKDIR /app
 COPY requirements-lock.txt ./
 RUN pip install --no-cache-dir -r requirements-lock.txt
 
-COPY __main__.py app.py cli.py seed.py server.py standin.py schema.sql openapi.json plugin_configs.json \
+COPY __main__.py app.py cli.py seed.py server.py standin.py traffic.py schema.sql openapi.json plugin_configs.json \
      gunicorn.conf.py LICENSE ./
 COPY static ./static
 
