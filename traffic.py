@@ -159,8 +159,13 @@ def advance_to_now():
     except sqlite3.OperationalError as e:  # another worker is writing: a later request will
         if "locked" not in str(e) and "busy" not in str(e):
             raise
+    except emqx.ApiError as e:  # a second needs more than one request's work (spend)
+        current_app.logger.warning("live traffic turned off: %s", e.message)
+        with emqx.transaction(db):
+            write_state(db, {**read_state(db), "on": False})
     finally:
         g.pop("node_states", None)  # the request reads the nodes as they are now
+        g.pop("work", None)
 
 
 def run_ticks(db, wall_budget, extra=0, wait=True):

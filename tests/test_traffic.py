@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import app as emqx
 import traffic
 from conftest import API
 from conftest import assert_overview_adds_up
@@ -243,6 +244,20 @@ def test_a_long_run_stays_bounded_and_expires_sessions(make_app, monkeypatch):
         db.close()
     # Traffic journals nothing: only requests are journaled.
     assert control(c, "GET", "/_standin/journal/count", code=0)["data"]["count"] == 0
+
+
+def test_a_second_past_the_work_bound_turns_it_off_not_the_request(client, monkeypatch):
+    turn_on(client, publishes_per_s=50)
+    advance(client, 5)
+    monkeypatch.setattr(emqx, "WORK_BUDGET", 3)  # fewer deliveries than one second makes
+    answer = control(client, "POST", T + "/advance", {"seconds": 5}, code=108)
+    assert "too much for one request" in answer["message"]
+    assert state(client)["elapsed_s"] == 5  # nothing of it applied
+    control(client, "PUT", T, {"speed": 10}, code=0)
+    time.sleep(0.3)
+    assert api(client, "/stats/")  # the request is served; traffic gave up
+    s = state(client)
+    assert s["on"] is False and s["elapsed_s"] == 5
 
 
 # --- cost when off -------------------------------------------------------------------
