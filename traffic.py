@@ -179,6 +179,7 @@ def run_ticks(db, wall_budget, extra=0, wait=True):
             state = read_state(tx)
             if not state["on"]:
                 return state
+            read = json.dumps(state)
             now = time.time()
             if state["anchor"] is None:
                 rebase(state, now)
@@ -189,10 +190,11 @@ def run_ticks(db, wall_budget, extra=0, wait=True):
             if owed > MAX_LAG + extra:
                 state["base"] -= owed - MAX_LAG - extra  # forgiven, not replayed
             goal = max(target, state["base"] + int((now - state["anchor"]) * state["speed"]))
-            chunk_end = time.perf_counter() + CHUNK_S
+            chunk_end = time.perf_counter() + min(CHUNK_S, wall_budget)
             while state["tick"] < goal and time.perf_counter() < chunk_end:
                 tick(tx, state)
-            write_state(tx, state)
+            if json.dumps(state) != read:  # (another worker may have done it all)
+                write_state(tx, state)
         if state["tick"] >= goal or time.perf_counter() - started > wall_budget:
             return state
 
