@@ -14,8 +14,8 @@ WORKDIR /app
 COPY requirements-lock.txt ./
 RUN pip install --no-cache-dir -r requirements-lock.txt
 
-COPY __main__.py app.py database.py minirest.py cli.py seed.py server.py standin.py schema.sql \
-     openapi.json plugin_configs.json gunicorn.conf.py LICENSE ./
+COPY __main__.py app.py database.py minirest.py cli.py seed.py server.py standin.py \
+     traffic.py schema.sql openapi.json plugin_configs.json gunicorn.conf.py LICENSE ./
 COPY static ./static
 
 # Non-root; the database (and its -wal/-shm files) lives in /data, a volume it owns.

@@ -579,12 +579,19 @@ def disconnect_device(clientid):
     """A simulated device disconnects on its own: a clean session ends, a persistent one
     stays."""
     with transaction() as db:
-        conn = disconnect(db, clientid, "closed")
-        if not conn:
+        if not device_disconnects(db, clientid):
             raise ApiError(CLIENT_NOT_FOUND, "not_found")
+    return ok()
+
+
+def device_disconnects(db, client_id):
+    """A device's own DISCONNECT: its connection closes ("closed"), the packet and its bytes
+    are counted. The connection row, or False if it was not connected."""
+    conn = disconnect(db, client_id, "closed")
+    if conn:
         bump(db, {(conn["node"], "packets/disconnect/received"): 1,
                   (conn["node"], "bytes/received"): 2})
-    return ok()
+    return conn
 
 
 @bp.post("/_standin/clients/<tail:clientid>/publish")
@@ -624,11 +631,16 @@ def raise_alarm():
     with transaction() as db:
         node = node_row(string_param("node", required=False,
                                      default=seeding.node_name(1)))["name"]
-        cur = db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
-                         " VALUES (?, ?, ?, ?, ?, ?)",
-                         (node, alarm_id, severity, title, summary, int(time.time())))
-        row = db.execute("SELECT * FROM alarms WHERE id = ?", (cur.lastrowid,)).fetchone()
+        row = insert_alarm(db, node, alarm_id, severity, title, summary)
     return ok({"node": node, **alarm_json(row)})
+
+
+def insert_alarm(db, node, alarm_id, severity, title, summary):
+    """Raise an alarm on `node` now; its row."""
+    cur = db.execute("INSERT INTO alarms (node, alarm_id, severity, title, summary, timestamp)"
+                     " VALUES (?, ?, ?, ?, ?, ?)",
+                     (node, alarm_id, severity, title, summary, int(time.time())))
+    return db.execute("SELECT * FROM alarms WHERE id = ?", (cur.lastrowid,)).fetchone()
 
 
 @bp.delete("/_standin/alarms/<tail:id>")
@@ -1179,3 +1191,7 @@ def docs_asset(filename):
     except ImportError:
         raise not_found() from None
     return send_from_directory(swagger_ui_path, filename)
+
+
+# Live traffic (traffic.py) adds its control and its request hook to this Blueprint.
+import traffic  # noqa: E402, F401

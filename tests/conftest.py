@@ -25,7 +25,8 @@ NODE = "emqx@127.0.0.1"
 API = "/api/v3"
 
 # Settings pinned for every test, whatever the environment says (STANDIN_* variables).
-DEFAULTS = {"SEED": 42, "NODES": 1, "CLIENTS": 50, "APP_ID": "admin", "APP_SECRET": "public"}
+DEFAULTS = {"SEED": 42, "NODES": 1, "CLIENTS": 50, "APP_ID": "admin", "APP_SECRET": "public",
+            "TRAFFIC": "off"}
 
 CONTROLS_PREFIX = "/_standin"
 # Path values naming real objects of the seeded cluster, by the API's parameter names.
@@ -219,6 +220,33 @@ def metrics(client, node=NODE):
 def stats(client, node=NODE):
     """The node's 18 stats."""
     return data(client, f"/nodes/{node}/stats/")
+
+
+def assert_received_adds_up(c):
+    """On every running node, only a device's PUBLISH is a message received:
+    messages/received == packets/publish/received == the sum of messages/qos*/received,
+    and messages/sent is the sum of messages/qos*/sent."""
+    for node in [b["node"] for b in data(c, "/brokers/")]:
+        m = metrics(c, node)
+        by_qos = sum(m[f"messages/qos{q}/received"] for q in range(3))
+        assert m["messages/received"] == m["packets/publish/received"] == by_qos, (node, m)
+        sent = sum(m[f"messages/qos{q}/sent"] for q in range(3))
+        assert m["messages/sent"] == sent, (node, m)
+
+
+def assert_overview_adds_up(c, attempt=""):
+    """The dashboard's overview (stats) agrees with its list pages: topics/count is the
+    route table, shared subscriptions are cluster-wide, each list's count is the sum of
+    the nodes' counts."""
+    stats_ = data(c, "/stats/")
+    first = stats_[0]
+    routes = get_json(c, f"{API}/routes/")["meta"]["count"]
+    assert first["topics/count"] == first["routes/count"] == routes, attempt
+    assert all(s["topics/count"] == routes for s in stats_), attempt
+    assert len({s["subscriptions/shared/count"] for s in stats_}) == 1, attempt
+    for kind in ("connections", "sessions", "subscriptions"):
+        total = get_json(c, f"{API}/{kind}/")["meta"]["count"]
+        assert total == sum(s[f"{kind}/count"] for s in stats_), (attempt, kind)
 
 
 def delta(before, after):

@@ -1,5 +1,6 @@
-"""The benchmarks still run: bench/micro.py's every part and bench/mqtt_compare.py at toy
-sizes (the figures are not judged here, only that each part measures and prints its table)."""
+"""The benchmarks still run: bench/micro.py's every part, bench/mqtt_compare.py and
+bench/traffic.py at toy sizes (the figures are not judged here, only that each part measures
+and prints its table)."""
 
 import os
 import re
@@ -96,3 +97,20 @@ def test_compare_runs_and_judges_at_toy_sizes():
                        re.M)
     assert large == [("200", "200"), ("400", "400")], text
     assert re.search(r"^\d+ of \d+ targets met$", text, re.M), text
+
+
+@pytest.mark.live
+def test_traffic_bench_runs_at_toy_sizes():
+    out = subprocess.run(
+        [sys.executable, "bench/traffic.py", "--clients", "10", "--seconds", "0.5",
+         "--warmup", "0", "--concurrency", "2", "--hours", "0.05"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    for path in ("/api/v3/connections/", "/api/v3/stats/"):
+        row = next(line for line in lines if line.startswith(path)).split()
+        assert float(row[1]) > 0 and float(row[2]) > 0 and row[6] == "0", row  # both rates
+    assert any(line.startswith("lowest on/off:") for line in lines), out.stdout
+    after = next(line for line in lines if line.startswith("after")).split()
+    assert float(after[1]) > 0, after
+    assert "180 simulated seconds" in out.stdout and "publishes 0," not in out.stdout

@@ -26,6 +26,7 @@ import pytest
 
 import app as emqx
 import database
+import traffic
 from conftest import AUTH
 from conftest import control_sample
 from conftest import DEFAULTS
@@ -88,6 +89,10 @@ CONTROLS = {
     "standin.clear_faults": Control(),
     "standin.journal": Control(reads_body=True),
     "standin.clear_journal": Control(),
+    "standin.get_traffic": Control(),
+    "standin.set_traffic": Control(reads_body=True),
+    "standin.stop_traffic": Control(),
+    "standin.advance_traffic": Control(reads_body=True),
 }
 
 PAGINATED = {"list_connections", "list_node_connections", "list_sessions",
@@ -532,6 +537,14 @@ SPECS = {
         {"limit": [(None, {108}), ("x", {108}), (0, {108}), (-1, {108}), (1.5, {108}),
                    (True, {108}), ([1], {108}), (2 ** 63, {108}), ("\u0661", {108}),
                    ("", {108})]}),
+    "standin.set_traffic": Spec(
+        {"connects_per_min": 10, "speed": 0},
+        {name: STRICT_INT + [(low - 1, {108}), (high + 1, {108})]
+         for name, (_, low, high) in traffic.RATES.items()}),
+    "standin.advance_traffic": Spec(  # valid, but traffic is off: 102, nothing moves
+        {"seconds": 1},
+        {"seconds": [(v, {108}) for v, _ in STRICT_INT[1:]] + [(0, {108}), (601, {108})]},
+        {"seconds": 107}),
 }
 SPECS["update_node_config"] = SPECS["update_config"]
 

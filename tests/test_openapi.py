@@ -213,7 +213,7 @@ def test_writes_document_business_errors_in_their_200():
     """A write's 200 is oneOf success / error (business errors come with HTTP 200)."""
     always_ok = {"del_app", "standin.clear_faults", "standin.clear_journal",  # {"code":0}
                  "standin.delete_world", "standin.delete_snapshot",  # or an HTTP 404
-                 "standin.restore_snapshot"}
+                 "standin.restore_snapshot", "standin.stop_traffic"}
     for (method, path), op in OPERATIONS.items():
         if method == "GET":
             continue
@@ -455,6 +455,13 @@ WRITES = [
     ("PUT", "/_standin/faults", {"error_rate": 2}, 108),
     ("GET", "/_standin/journal?limit=0", None, 108),
     ("DELETE", "/_standin/journal", None, 0),
+    ("PUT", "/_standin/traffic", {"speed": 0, "devices": 20}, 0),
+    ("PUT", "/_standin/traffic", {"speed": 0, "bogus": 1}, 108),
+    ("POST", "/_standin/traffic/advance", {"seconds": 5}, 0),
+    ("POST", "/_standin/traffic/advance", {}, 107),
+    ("GET", "/_standin/traffic", None, 0),
+    ("DELETE", "/_standin/traffic", None, 0),
+    ("POST", "/_standin/traffic/advance", {"seconds": 5}, 102),
     ("POST", "/_standin/reset", {"clients": 3}, 0),
 ]
 

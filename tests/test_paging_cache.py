@@ -108,3 +108,25 @@ def test_deep_pages_of_a_table_without_page_blocks(make_app, monkeypatch):
     assert body["meta"]["count"] == 5003
     assert len(body["data"]) == 1000
     assert body["data"][-1]["who"] == "deep-ban-4996"
+
+
+def test_block_totals_follow_a_restored_snapshot(make_app, monkeypatch):
+    """A snapshot restored under the thread's connection replaces its rows without moving
+    its data_version or total_changes: the totals it cached go with the old rows."""
+    monkeypatch.setattr(emqx, "DEEP_OFFSET", 0)
+    c = make_app(clients=3000)
+    get_json(c, f"{API}/nodes/")
+    path = c.settings["DATABASE"]
+    auth = ("admin", "public")
+    assert c.post("/_standin/snapshots", auth=auth, json={"name": "plain"}).status_code == 200
+    _gaps(path, 500)
+    assert c.post("/_standin/snapshots", auth=auth, json={"name": "gapped"}).status_code == 200
+    offset = (PAGE - 1) * LIMIT
+    expected = {"gapped": _first_id_expected(path, offset)}
+    c.post("/_standin/snapshots/plain/restore", auth=auth)
+    expected["plain"] = _first_id_expected(path, offset)
+    assert expected["plain"] != expected["gapped"]
+    for name in ("plain", "gapped") * 3:
+        assert c.post(f"/_standin/snapshots/{name}/restore", auth=auth).status_code == 200
+        body = get_json(c, f"{API}/connections/?_limit={LIMIT}&_page={PAGE}")
+        assert body["data"][0]["client_id"] == expected[name], name

@@ -56,7 +56,8 @@ CONTROL_VALUES = {
     "standin.raise_alarm": {}, "standin.clear_alarm": {"id": "cpu_high_watermark"},
     "standin.set_node_status": {"node": NODE}, "standin.get_faults": {},
     "standin.set_faults": {}, "standin.clear_faults": {}, "standin.journal": {},
-    "standin.clear_journal": {},
+    "standin.clear_journal": {}, "standin.get_traffic": {}, "standin.set_traffic": {},
+    "standin.stop_traffic": {}, "standin.advance_traffic": {},
 }
 # Unknown paths (credentials come before routing) and trailing-slash spellings.
 OTHER_PATHS = ["/api/v3/nope", "/api/v3/no/such/path", f"/api/v3/nodes/{NODE}/nope",

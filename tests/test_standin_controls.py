@@ -73,6 +73,11 @@ ENVELOPE_SAMPLES = {
     "standin.clear_faults": Sample(),
     "standin.journal": Sample(),
     "standin.clear_journal": Sample(),
+    "standin.get_traffic": Sample(),
+    "standin.set_traffic": Sample(body={"speed": 0}),
+    "standin.stop_traffic": Sample(),
+    "standin.advance_traffic": Sample(body={"seconds": 2}, setup=("PUT", "/_standin/traffic",
+                                                                  {"speed": 0})),
 }
 ENVELOPE_CONTROLS = [r for r in url_map_routes(CONTROLS_PREFIX)
                      if ENVELOPE_SAMPLES.get(r.endpoint, "missing") is not None]
