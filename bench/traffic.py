@@ -74,10 +74,10 @@ def rate_part(args, tmp):
                 send(server.url, "PUT", CONTROL, {"speed": 1})
                 if args.warmup > 0:
                     micro.drive(server.port, args.warmup, args.concurrency, request,
-                                micro.status_ok)
+                                micro.status_ok, micro.HEADERS)
                 before = send(server.url, "GET", CONTROL)["data"]["elapsed_s"]
                 ons.append(micro.drive(server.port, args.seconds, args.concurrency, request,
-                                       micro.status_ok))
+                                       micro.status_ok, micro.HEADERS))
                 simulated += send(server.url, "DELETE", CONTROL)["data"]["elapsed_s"] - before
             best = max(offs, key=lambda run: run.rate), max(ons, key=lambda run: run.rate)
             rows.append((target, *best, sum(r.errors for r in offs + ons), simulated))
