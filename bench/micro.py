@@ -470,12 +470,16 @@ def parse_args(argv=None):
     return args
 
 
+def banner(what):
+    """The first line of a benchmark's output: what it is and the machine it ran on."""
+    print(f"emqx-standin {what}: {os.cpu_count()} CPUs, Python {platform.python_version()},"
+          f" SQLite {sqlite3.sqlite_version}; the load generator runs on the same machine")
+
+
 def main(argv=None):
     args = parse_args(argv)
     began = time.monotonic()
-    print(f"emqx-standin micro benchmarks: {os.cpu_count()} CPUs, Python"
-          f" {platform.python_version()}, SQLite {sqlite3.sqlite_version}; the load generator"
-          " runs on the same machine")
+    banner("micro benchmarks")
     with tempfile.TemporaryDirectory(prefix="standin-micro-") as tmp:
         for part in args.parts:
             print()

@@ -33,7 +33,6 @@ size    A new database of the same size, served the same way: traffic on at the 
 
 import argparse
 import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -160,9 +159,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     began = time.monotonic()
-    print(f"emqx-standin live traffic: {os.cpu_count()} CPUs, Python"
-          f" {platform.python_version()}, SQLite {sqlite3.sqlite_version}; the load generator"
-          " runs on the same machine")
+    micro.banner("live traffic")
     with tempfile.TemporaryDirectory(prefix="standin-traffic-") as tmp:
         for part in (rate_part, size_part):
             print()
