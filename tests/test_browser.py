@@ -942,6 +942,36 @@ def test_docs_try_it_out_list_brokers(browser, server):
         ctx.close()
 
 
+def test_docs_filter_finds_a_chapter(browser, server):
+    """Operations are tagged with the document's chapters: typing "connections" in the
+    explorer's filter box leaves the connections chapter, all of it, and nothing else."""
+    ctx = browser.new_context(viewport=VIEWPORT,
+                              http_credentials={"username": AUTH[0], "password": AUTH[1]})
+    ctx.set_default_timeout(UI_TIMEOUT)
+    try:
+        page = ctx.new_page()
+        watch = Watch(page, server)
+        page.goto(f"{server}/_standin/docs")
+        brokers = page.locator("div.opblock[id$='-list_brokers']")
+        expect(brokers).to_be_visible(timeout=15_000)
+        page.fill("input.operation-filter-input", "connections")
+        expect(brokers).to_have_count(0)
+        sections = page.locator(".opblock-tag-section h3")
+        expect(sections).to_have_count(1)
+        expect(sections.first).to_contain_text("connections")
+        ops = page.locator("div.opblock[id^='operations-connections-']")
+        expect(ops).to_have_count(6)  # 3 lists and lookups, node-scoped twins, kickout, acl
+        for name in ("list_connections", "lookup_node_connections", "kickout_connection"):
+            expect(page.locator(f"#operations-connections-{name}")).to_be_visible()
+        # The path as the document prints it, trailing slash and all.
+        expect(page.locator("#operations-connections-list_connections .opblock-summary-path")
+               ).to_have_attribute("data-path", "/api/v3/connections/")
+        assert watch.errors == [], watch.errors
+        assert watch.external() == [], "Swagger UI must not need the internet"
+    finally:
+        ctx.close()
+
+
 def test_docs_needs_credentials(server):
     assert requests.get(f"{server}/_standin/docs", timeout=10).status_code == 401
     assert requests.get(f"{server}/_standin/openapi.json", timeout=10).status_code == 401
@@ -950,5 +980,9 @@ def test_docs_needs_credentials(server):
     for asset in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
         assert requests.get(f"{server}/_standin/docs/{asset}", auth=AUTH,
                             timeout=10).status_code == 200, asset
+    # A current Swagger UI (5.x), from the package's own release files.
+    release = requests.get(f"{server}/_standin/docs/VERSION", auth=AUTH, timeout=10).text
+    assert re.fullmatch(r"v?(\d+)\.\d+\.\d+\s*", release) and int(
+        re.match(r"v?(\d+)", release).group(1)) >= 5, release
     spec = json.loads(requests.get(f"{server}/_standin/openapi.json", auth=AUTH, timeout=10).text)
     assert spec["components"]["securitySchemes"]["basicAuth"]["scheme"] == "basic"
