@@ -15,7 +15,8 @@ its static files), the page's own polling marked X-Standin-Overview: 1 and its w
 The module also takes the screenshots under docs/ (overview.png at 1400x900, light, whole page;
 overview-dark.png the same in the dark theme; overview-phone.png and overview-phone-control.png
 at 390x844; overview-fault.png, a fault on one route reported beside its panel;
-overview-offline.png, a stopped node and a lost server) when UPDATE_SCREENSHOT=1 is
+overview-offline.png, a stopped node and a lost server; explorer.png, the API explorer
+filtered to one chapter) when UPDATE_SCREENSHOT=1 is
 set, otherwise into the test's temporary folder (so a plain run leaves the working tree as it
 was).
 
@@ -706,6 +707,9 @@ LONG_ID = "building-7/floor-3/room-312/hvac-controller-0042-with-a-rather-long-c
 
 
 def test_layouts_charts_and_screenshots(page, server, tmp_path):
+    # A world and a snapshot, so that their cards show what they list.
+    control(server, "POST", "/worlds", {"name": "training-1", "nodes": 1, "clients": 4})
+    control(server, "POST", "/snapshots", {"name": "baseline"})
     control(server, "POST", "/clients", {
         "client_id": LONG_ID, "username": "provisioning-service-account-for-the-east-wing",
         "ipaddress": "2001:db8:85a3:1234:5678:8a2e:370:7334"})
@@ -814,6 +818,8 @@ def test_layouts_charts_and_screenshots(page, server, tmp_path):
         publisher.join(timeout=15)
         control(server, "DELETE", "/alarms/high_system_memory_usage")
         api(server, "DELETE", "/connections/" + quote(LONG_ID, safe=""))
+        control(server, "DELETE", "/worlds/training-1")
+        control(server, "DELETE", "/snapshots/baseline")
     for shot in (light, dark, phone, phone_control):
         assert shot.stat().st_size > 20_000, shot
 
@@ -1092,7 +1098,7 @@ def test_docs_try_it_out_list_brokers(browser, server):
         ctx.close()
 
 
-def test_docs_filter_finds_a_chapter(browser, server):
+def test_docs_filter_finds_a_chapter(browser, server, tmp_path):
     """Operations are tagged with the document's chapters: typing "connections" in the
     explorer's filter box leaves the connections chapter, all of it, and nothing else."""
     ctx = browser.new_context(viewport=VIEWPORT,
@@ -1116,6 +1122,9 @@ def test_docs_filter_finds_a_chapter(browser, server):
         # The path as the document prints it, trailing slash and all.
         expect(page.locator("#operations-connections-list_connections .opblock-summary-path")
                ).to_have_attribute("data-path", "/api/v3/connections/")
+        page.evaluate("window.scrollTo(0, document.querySelector('.filter-container')"
+                      ".getBoundingClientRect().top + window.scrollY - 8)")
+        page.screenshot(path=str(shot_path("explorer.png", tmp_path)))
         assert watch.errors == [], watch.errors
         assert watch.external() == [], "Swagger UI must not need the internet"
     finally:
