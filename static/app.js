@@ -1540,6 +1540,82 @@
     }
   };
 
+  // ------------------------------------------------------------------ live traffic (optional)
+
+  /* GET /_standin/traffic -> {"on", "<rate>": n, ...}; PUT with rates turns it on at those
+     rates, DELETE turns it off. A server without the control answers 404: the card stays
+     hidden and the page stops asking. The inputs are made from the answer's number fields. */
+  var traffic = { absent: false, state: null };
+
+  function loadTraffic() {
+    return poll(STANDIN + "/traffic").then(function (b) {
+      traffic.state = b.data;
+      CONTROL_CARDS.traffic.update();
+    }, function (e) {
+      if (!(e instanceof ApiError) || e.status !== 404) throw e;
+      traffic.absent = true;
+      traffic.state = null;
+      CONTROL_CARDS.traffic.update();
+    });
+  }
+
+  function trafficRates() {
+    var st = traffic.state || {};
+    return Object.keys(st).filter(function (k) { return typeof st[k] === "number"; });
+  }
+
+  CONTROL_CARDS.traffic = {
+    init: function () {
+      $("traffic-rates").addEventListener("input", function () { $("traffic-form").dataset.dirty = "1"; });
+      $("traffic-form").addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var body = {};
+        trafficRates().forEach(function (k) {
+          var v = $("traffic-" + k).value.trim();
+          if (v !== "") body[k] = Math.round(Number(v));
+        });
+        act({ button: $("traffic-on"), method: "PUT", path: STANDIN + "/traffic", body: body,
+              what: "Traffic on", failed: "Turning traffic on failed",
+              done: function (answer) {
+                delete $("traffic-form").dataset.dirty;
+                if (answer.data && typeof answer.data.on === "boolean") traffic.state = answer.data;
+              } });
+      });
+      $("traffic-off").addEventListener("click", function () {
+        act({ button: this, method: "DELETE", path: STANDIN + "/traffic", what: "Traffic off",
+              failed: "Turning traffic off failed" });
+      });
+    },
+    update: function () {
+      var st = traffic.state;
+      var card = document.querySelector("[data-control=traffic]");
+      card.hidden = !st;
+      if (!st) return;
+      var rates = trafficRates();
+      var box = $("traffic-rates");
+      if (box.dataset.fields !== rates.join(",")) {
+        box.dataset.fields = rates.join(",");
+        box.replaceChildren.apply(box, rates.map(function (k) {
+          return el("span", { className: "field" }, [
+            el("label", { "for": "traffic-" + k, text: k.replace(/_per_/, " / ").replace(/_/g, " ") }),
+            el("input", { id: "traffic-" + k, "data-testid": "traffic-" + k, type: "number", min: "0", step: "1" })]);
+        }));
+      }
+      var dirty = $("traffic-form").dataset.dirty;
+      rates.forEach(function (k) {
+        var input = $("traffic-" + k);
+        if (!dirty && document.activeElement !== input) input.value = String(st[k]);
+      });
+      var state = $("traffic-state");
+      state.className = "traffic-state" + (st.on ? " on" : "");
+      state.textContent = st.on
+        ? "On: " + rates.map(function (k) { return fmtInt(st[k]) + " " + k.replace(/_per_/, "/").replace(/_/g, " "); }).join(", ") + "."
+        : "Off: the cluster only moves when someone acts.";
+      $("traffic-on").textContent = st.on ? "Set rates" : "Turn on";
+      $("traffic-off").disabled = !st.on;
+    }
+  };
+
   function worldLabel(name) { return name ? "world " + name : "the default world"; }
 
   /* Show another world: first ask it (with the page's credentials: a world has users of its
@@ -1682,6 +1758,7 @@
         CONTROL_CARDS.snapshots.update();
       });
     } },
+    { name: "traffic", panel: "control", skip: function () { return traffic.absent; }, load: loadTraffic },
     { name: "journal", panel: "journal", skip: function () { return $("journal-pause").checked; }, load: function () {
       return poll(STANDIN + "/journal?limit=" + JOURNAL_LIMIT).then(function (b) { journal = b.data; renderJournal(); });
     } }

@@ -1038,6 +1038,20 @@ def test_snapshots_save_restore_and_delete(page, server):
     assert snapshot_names(server) == []
 
 
+def test_traffic_card_hides_itself_without_the_control(page, server):
+    """A server without GET /_standin/traffic (404) shows no traffic card, reports no error,
+    and is asked once. (With the control, the card's inputs come from its rate fields.)"""
+    if requests.get(f"{server}/_standin/traffic", auth=AUTH, timeout=10).status_code != 404:
+        pytest.skip("this server has the traffic control: the card is shown")
+    log_in(page, server)
+    expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
+    wait_refreshes(page, 3)
+    expect(page.locator("[data-testid=traffic-card]")).to_be_hidden()
+    expect(panel(page, "control").locator("[data-testid=panel-error]")).to_be_hidden()
+    asked = [p for m, p, _ in page.watch.ours() if m == "GET" and p == "/_standin/traffic"]
+    assert asked == ["/_standin/traffic"]
+
+
 # ---------------------------------------------------------------------------
 # Reset (last of the overview's tests: it rebuilds the module's cluster)
 # ---------------------------------------------------------------------------
