@@ -871,6 +871,11 @@ def test_stopped_node_and_lost_server(browser, tmp_path):
         expect(page.locator("#live-pill")).to_have_text("offline")
         expect(page.locator("#refresh-status")).to_contain_text("last good")
         expect(page.locator("body")).to_have_class(re.compile(r"\bis-offline\b"))
+        # Greyed: the panels fade out (a 0.3 s transition, so wait for it rather than read
+        # the first frame's opacity).
+        page.wait_for_function(
+            "parseFloat(getComputedStyle(document.querySelector('[data-panel=nodes]')).opacity)"
+            " < 1", timeout=2000)
         opacity = page.evaluate(
             "getComputedStyle(document.querySelector('[data-panel=nodes]')).opacity")
         assert float(opacity) < 1, "stale data is greyed"
