@@ -1651,6 +1651,7 @@
     var chip = $("world-chip");
     chip.hidden = !world;
     chip.textContent = world ? "world " + world : "";
+    chip.title = world ? "The overview shows world " + world + " (its API is under /worlds/" + world + "/)" : "";
     document.title = "EMQ X 3.0 stand-in · Overview" + (world ? " · " + world : "");
     CONTROL_CARDS.worlds.update();
     CONTROL_CARDS.snapshots.update();
