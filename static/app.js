@@ -227,7 +227,16 @@
     });
   }
 
-  function poll(path) { return call("GET", path, { overview: true }); }
+  /* The page's own reading. An answer for another world than the one shown now (the
+     presenter switched while it was on its way) is dropped, never drawn. */
+  function poll(path) {
+    var base = API;
+    return call("GET", path, { overview: true }).then(function (body) {
+      if (base !== API) throw new StaleAnswer();
+      return body;
+    });
+  }
+  function StaleAnswer() { this.message = "an answer for the world shown before"; }
 
   // ------------------------------------------------------------------ state
 
@@ -1784,7 +1793,7 @@
       // The bar says when the page last heard back; a panel still waiting says so itself.
       if (online.ok) $("refresh-status").textContent = "updated " + clock(s.lastGood);
     }, function (e) {
-      if (gen !== generation) return;
+      if (gen !== generation || e instanceof StaleAnswer) return;
       if (e instanceof AuthError) { signOut(e.message); return; }
       if (e instanceof NetError) return; // the banner says it for every panel
       if (f !== filter) return; // answered for a filter no longer chosen
