@@ -34,6 +34,7 @@ import seed as seeding
 from app import alarm_json
 from app import bool_param
 from app import bump
+from app import CATALOGUE
 from app import connect_client
 from app import CONNECTION_SQL
 from app import disconnect
@@ -457,15 +458,74 @@ def openapi_document():
     return Response(json.dumps(document, ensure_ascii=False), mimetype="application/json")
 
 
+# The EMQ X document's chapters, in its order (in English: a browser may have no Chinese
+# font), then the catalogue's routes it has no chapter for: the explorer's tags. An /api/v3
+# operation's tag is the chapter of its path (chapter()).
+CHAPTERS = (
+    ("api", "The list of the API's routes"),
+    ("nodes", "The cluster and its nodes: brokers and nodes"),
+    ("connections", "Connected clients: lists and lookups, of the cluster or a node; kick"
+                    " out; clean the ACL cache"),
+    ("sessions", "Sessions, persistent ones too: lists and lookups, of the cluster or a node"),
+    ("subscriptions", "Subscriptions: lists, and a client's, of the cluster or a node"),
+    ("routes", "The route table: the list, and the routes of a topic"),
+    ("mqtt", "Publish, subscribe and unsubscribe"),
+    ("plugins", "Plugins, and their configurations"),
+    ("listeners", "Listeners and their connection counts"),
+    ("metrics", "Packets and messages sent and received"),
+    ("stats", "Connection and session statistics"),
+    ("alarms", "Alarms of the cluster or a node"),
+    ("banned", "Banned clients, users and addresses"),
+    ("apps", "Management applications (in the catalogue, no chapter of the document)"),
+    ("users", "Dashboard users and sign-in (in the catalogue, no chapter of the document)"),
+    ("configs", "Application configurations (in the catalogue, no chapter of the document)"),
+)
+# Path words whose routes the document puts in another chapter.
+CHAPTER_OF_WORD = {"brokers": "nodes", "auth": "users", "change_pwd": "users",
+                   "plugin_configs": "plugins"}
+
+
+def chapter(path):
+    """The chapter (tag) of an /api/v3 path: its first word after /api/v3/, or the one after
+    nodes/{node} (/api/v3/nodes/{node}/stats/ is "stats", /api/v3/nodes/{node} "nodes")."""
+    words = [w for w in path.split("/")[3:] if w]
+    if not words:
+        return "api"  # the index
+    word = words[2] if words[0] == "nodes" and len(words) > 2 else words[0]
+    return CHAPTER_OF_WORD.get(word, word)
+
+
+def catalogue_path(path):
+    """The OpenAPI path of a catalogue path, trailing slash kept as the document prints it:
+    `nodes/:node/stats/` -> `/api/v3/nodes/{node}/stats/`; the index is `/api/v3/`."""
+    return "/api/v3/" + re.sub(r":(\w+)", r"{\1}", path.lstrip("/"))
+
+
 def build_openapi(flask_app):
-    """openapi.json with the versions and the controls filled in from the one place each is
-    kept: every /_standin route of the URL map is an operation, its summary and description
-    from its docstring; the file adds what a docstring cannot say (parameters, bodies,
-    answer schemas), and a control the file does not know yet gets a plain entry."""
+    """openapi.json with what is kept elsewhere filled in, from the one place each is kept:
+
+    - the versions;
+    - the /api/v3 paths spelt as the catalogue prints them (`/api/v3/nodes/`, trailing slash
+      and all: the canonical URLs, which spec-driven tools then ask for), each operation
+      tagged with its chapter of the document (the file keys them without the slash and
+      leaves their tags to this);
+    - every /_standin route of the URL map as an operation, its summary and description from
+      its docstring; the file adds what a docstring cannot say (parameters, bodies, answer
+      schemas), and a control the file does not know yet gets a plain entry."""
     with flask_app.open_resource("openapi.json", "rb") as f:
         document = json.load(f)
     document["info"].update({"version": VERSION, "x-emqx-version": EMQX_VERSION})
-    paths = document["paths"]
+    document["tags"] = [{"name": name, "description": description}
+                        for name, description in CHAPTERS] + document.get("tags", [])
+    spelt = {catalogue_path(p).rstrip("/"): catalogue_path(p) for _, _, p, _ in CATALOGUE}
+    spelt["/api/v3"] = catalogue_path("")
+    document["paths"] = paths = {spelt.get(path, path): item
+                                 for path, item in document["paths"].items()}
+    for path, item in paths.items():
+        if path.startswith("/api/v3/"):
+            for op in item.values():
+                if isinstance(op, dict) and "operationId" in op:
+                    op["tags"] = [chapter(path)]
     taken = {op["operationId"] for item in paths.values() for op in item.values()
              if isinstance(op, dict) and "operationId" in op}
     for rule, method, summary, description in control_rules(flask_app):
@@ -1179,18 +1239,22 @@ def overview():
 
 @bp.get("/_standin/docs")
 def docs():
-    """Swagger UI over /_standin/openapi.json (assets from the swagger-ui-bundle package)."""
+    """Swagger UI over /_standin/openapi.json (assets from the flask-swagger-ui package)."""
     return current_app.send_static_file("docs.html")
 
 
 @bp.get("/_standin/docs/<path:filename>")
 def docs_asset(filename):
-    """Swagger UI's own files, served from the installed package (nothing from the internet)."""
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:
-        raise not_found() from None
-    return send_from_directory(swagger_ui_path, filename)
+    """Swagger UI's own files, served from the installed package (nothing from the internet).
+
+    flask-swagger-ui ships Swagger UI's release files in its dist/ folder (VERSION says
+    which release); only those files are used, not its blueprint."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("flask_swagger_ui")
+    if spec is None or spec.origin is None:
+        raise not_found()
+    return send_from_directory(os.path.join(os.path.dirname(spec.origin), "dist"), filename)
 
 
 # Live traffic (traffic.py) adds its control and its request hook to this Blueprint.

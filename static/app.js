@@ -19,13 +19,13 @@
 (function () {
   "use strict";
 
-  var API = "/api/v3";
-  var STANDIN = "/_standin";
+  var ROOT_STANDIN = "/_standin"; // worlds are made, listed and deleted at the root only
   var STORE_KEY = "emqx-standin.auth";
   var USER_KEY = "emqx-standin.user";
   var FILTER_KEY = "emqx-standin.node";
   var DEVICES_KEY = "emqx-standin.devices";
   var THEME_KEY = "emqx-standin.theme";
+  var WORLD_KEY = "emqx-standin.world";
   var PAGE_SIZES = [10, 50, 100];
   var HISTORY = 60; // samples kept for the charts
   var JOURNAL_LIMIT = 100;
@@ -38,6 +38,17 @@
   })();
 
   var $ = function (id) { return document.getElementById(id); };
+
+  /* The world the overview shows ("" = the default one). Everything the page reads and does
+     goes to that world's API and controls, /worlds/<name>/api/v3 and /worlds/<name>/_standin. */
+  var world = sessionStorage.getItem(WORLD_KEY) || "";
+  var API, STANDIN;
+  function setBase() {
+    var base = world ? "/worlds/" + encodeURIComponent(world) : "";
+    API = base + "/api/v3";
+    STANDIN = base + "/_standin";
+  }
+  setBase();
 
   // ------------------------------------------------------------------ small helpers
 
@@ -216,7 +227,16 @@
     });
   }
 
-  function poll(path) { return call("GET", path, { overview: true }); }
+  /* The page's own reading. An answer for another world than the one shown now (the
+     presenter switched while it was on its way) is dropped, never drawn. */
+  function poll(path) {
+    var base = API;
+    return call("GET", path, { overview: true }).then(function (body) {
+      if (base !== API) throw new StaleAnswer();
+      return body;
+    });
+  }
+  function StaleAnswer() { this.message = "an answer for the world shown before"; }
 
   // ------------------------------------------------------------------ state
 
@@ -232,6 +252,9 @@
   var routeNames = []; // the catalogue's route names (for the fault form)
   var journal = []; // last journal answer
   var devices = loadDevices();
+  var worlds = null; // last GET /_standin/worlds (at the root)
+  var rootSnapshots = []; // the default world's snapshots (a new world can start from one)
+  var snapshots = null; // the shown world's snapshots
   var online = { ok: true, since: null, lastGood: null };
 
   function loadDevices() {
@@ -514,7 +537,7 @@
       Object.keys(panelProblems[p]).forEach(function (s) { setProblem(p, s, null); });
     });
     $("totals-title").textContent = name ? "Totals · " + name : "Cluster totals";
-    $("rates-sub").replaceChildren("per second, from ", el("code", { text: "/api/v3/metrics/" }),
+    $("rates-sub").replaceChildren("per second, from ", el("code", { text: API + "/metrics/" }),
                                    name ? ", " + name : ", all nodes");
     $("route-note").hidden = !name;
     Array.prototype.forEach.call(document.querySelectorAll("#node-list [data-testid=node-card]"), function (c) {
@@ -1407,8 +1430,251 @@
           if (input.value === "" && document.activeElement !== input) input.value = s[f[0]];
         });
       }
+    },
+    worlds: {
+      init: function () {
+        $("world-from").addEventListener("change", function () { $("world-settings").hidden = !!this.value; });
+        $("world-form").addEventListener("submit", function (ev) {
+          ev.preventDefault();
+          var name = $("world-name").value.trim();
+          var body = { name: name };
+          var from = $("world-from").value;
+          if (from) body.snapshot = from;
+          else {
+            [["seed", "world-seed"], ["nodes", "world-nodes"], ["clients", "world-clients"]].forEach(function (f) {
+              var v = $(f[1]).value.trim();
+              if (v !== "") body[f[0]] = Math.round(Number(v));
+            });
+          }
+          act({ button: $("world-create"), method: "POST", path: ROOT_STANDIN + "/worlds", body: body,
+                what: "Created world " + name, failed: "Creating world " + name + " failed",
+                done: function () { $("world-name").value = ""; } });
+        });
+      },
+      update: function () {
+        var select = $("world-from");
+        var want = [["", "a seeded cluster"]].concat(rootSnapshots.map(function (x) {
+          return [x.name, "snapshot " + x.name + " (default world)"];
+        }));
+        if (!same(optionList(select), want)) {
+          var keep = select.value;
+          select.replaceChildren.apply(select, want.map(function (w) { return el("option", { value: w[0], text: w[1] }); }));
+          select.value = want.some(function (w) { return w[0] === keep; }) ? keep : "";
+          $("world-settings").hidden = !!select.value;
+        }
+        var list = $("world-list");
+        var entries = [{ name: "" }].concat(worlds || []);
+        var key = JSON.stringify([world, worlds]);
+        if (list.dataset.shown === key) return;
+        list.dataset.shown = key;
+        list.replaceChildren.apply(list, entries.map(function (w) {
+          var shown = w.name === world;
+          var s = w.settings;
+          var about = w.name
+            ? (s ? "seed " + s.seed + " · " + s.nodes + " node" + (s.nodes === 1 ? "" : "s") + " · " + fmtInt(s.clients) + " clients per node"
+                 : "from a snapshot") + " · " + fmtBytes(w.size)
+            : "served at /";
+          var buttons = [];
+          if (shown) buttons.push(el("span", { className: "badge on", "data-testid": "world-shown", text: "shown" }));
+          else {
+            var show = el("button", { type: "button", className: "small", "data-testid": "world-show", text: "Show",
+                                      title: "The overview shows this world" });
+            show.addEventListener("click", function () { switchWorld(w.name, show); });
+            buttons.push(show);
+          }
+          if (w.name) {
+            var del = el("button", { type: "button", className: "small danger-outline", "data-testid": "world-delete", text: "Delete…",
+                                     title: "DELETE /_standin/worlds/" + w.name });
+            del.addEventListener("click", function () { deleteWorld(w.name, del); });
+            buttons.push(del);
+          }
+          return el("li", { "data-testid": "world", "data-world": w.name, className: shown ? "is-current" : null }, [
+            el("span", { className: "device-info" }, [
+              w.name ? el("code", { text: w.name }) : el("span", { text: "default world" }),
+              el("small", { className: "muted", text: about })]),
+            el("span", { className: "item-buttons" }, buttons)]);
+        }));
+      }
+    },
+    snapshots: {
+      init: function () {
+        $("snapshot-form").addEventListener("submit", function (ev) {
+          ev.preventDefault();
+          var name = $("snapshot-name").value.trim();
+          var old = (snapshots || []).filter(function (x) { return x.name === name; })[0];
+          act({ button: $("snapshot-save"), method: "POST", path: STANDIN + "/snapshots", body: { name: name },
+                what: "Saved snapshot " + name, failed: "Saving snapshot " + name + " failed",
+                confirm: old ? { title: "Overwrite this snapshot?", subject: name,
+                                 message: "The snapshot saved at " + old.time + " is replaced by the state of " + worldLabel(world) + " now.",
+                                 ok: "Overwrite" } : null });
+        });
+      },
+      update: function () {
+        $("snapshot-world").textContent = worldLabel(world);
+        var list = $("snapshot-list");
+        var key = JSON.stringify([world, snapshots]);
+        if (list.dataset.shown === key) return;
+        list.dataset.shown = key;
+        if (!snapshots || !snapshots.length) {
+          list.replaceChildren(el("li", { className: "muted", text: snapshots ? "None saved yet." : "…" }));
+          return;
+        }
+        list.replaceChildren.apply(list, snapshots.map(function (x) {
+          var restore = el("button", { type: "button", className: "small", "data-testid": "snapshot-restore", text: "Restore…",
+                                       title: "POST " + STANDIN + "/snapshots/" + x.name + "/restore" });
+          restore.addEventListener("click", function () {
+            act({ button: restore, method: "POST", path: STANDIN + "/snapshots/" + enc(x.name) + "/restore",
+                  what: "Restored snapshot " + x.name, failed: "Restoring " + x.name + " failed",
+                  confirm: { title: "Restore this snapshot?", subject: x.name,
+                             message: "All of " + worldLabel(world) + " goes back to how it was at " + x.time +
+                                      ": connections, sessions, subscriptions, alarms, plugins, users, apps and faults. What changed since is lost.",
+                             ok: "Restore" },
+                  done: function () { afterReset(); } });
+          });
+          var del = el("button", { type: "button", className: "small danger-outline", "data-testid": "snapshot-delete", text: "Delete…",
+                                   title: "DELETE " + STANDIN + "/snapshots/" + x.name });
+          del.addEventListener("click", function () {
+            act({ button: del, method: "DELETE", path: STANDIN + "/snapshots/" + enc(x.name),
+                  what: "Deleted snapshot " + x.name, failed: "Deleting " + x.name + " failed",
+                  confirm: { title: "Delete this snapshot?", subject: x.name,
+                             message: "The state saved at " + x.time + " cannot be restored any more.", ok: "Delete" } });
+          });
+          return el("li", { "data-testid": "snapshot", "data-snapshot": x.name }, [
+            el("span", { className: "device-info" }, [
+              el("code", { text: x.name }),
+              el("small", { className: "muted", text: x.time + " · " + fmtBytes(x.size) })]),
+            el("span", { className: "item-buttons" }, [restore, del])]);
+        }));
+      }
     }
   };
+
+  // ------------------------------------------------------------------ live traffic (optional)
+
+  /* GET /_standin/traffic -> {"on", "<rate>": n, ...}; PUT with rates turns it on at those
+     rates, DELETE turns it off. A server without the control answers 404: the card stays
+     hidden and the page stops asking. The inputs are made from the answer's number fields. */
+  var traffic = { absent: false, state: null };
+
+  function loadTraffic() {
+    return poll(STANDIN + "/traffic").then(function (b) {
+      traffic.state = b.data;
+      CONTROL_CARDS.traffic.update();
+    }, function (e) {
+      if (!(e instanceof ApiError) || e.status !== 404) throw e;
+      traffic.absent = true;
+      traffic.state = null;
+      CONTROL_CARDS.traffic.update();
+    });
+  }
+
+  function trafficRates() {
+    var st = traffic.state || {};
+    return Object.keys(st).filter(function (k) { return typeof st[k] === "number"; });
+  }
+
+  CONTROL_CARDS.traffic = {
+    init: function () {
+      $("traffic-rates").addEventListener("input", function () { $("traffic-form").dataset.dirty = "1"; });
+      $("traffic-form").addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var body = {};
+        trafficRates().forEach(function (k) {
+          var v = $("traffic-" + k).value.trim();
+          if (v !== "") body[k] = Math.round(Number(v));
+        });
+        act({ button: $("traffic-on"), method: "PUT", path: STANDIN + "/traffic", body: body,
+              what: "Traffic on", failed: "Turning traffic on failed",
+              done: function (answer) {
+                delete $("traffic-form").dataset.dirty;
+                if (answer.data && typeof answer.data.on === "boolean") traffic.state = answer.data;
+              } });
+      });
+      $("traffic-off").addEventListener("click", function () {
+        act({ button: this, method: "DELETE", path: STANDIN + "/traffic", what: "Traffic off",
+              failed: "Turning traffic off failed" });
+      });
+    },
+    update: function () {
+      var st = traffic.state;
+      var card = document.querySelector("[data-control=traffic]");
+      card.hidden = !st;
+      if (!st) return;
+      var rates = trafficRates();
+      var box = $("traffic-rates");
+      if (box.dataset.fields !== rates.join(",")) {
+        box.dataset.fields = rates.join(",");
+        box.replaceChildren.apply(box, rates.map(function (k) {
+          return el("span", { className: "field" }, [
+            el("label", { "for": "traffic-" + k, text: k.replace(/_per_/, " / ").replace(/_/g, " ") }),
+            el("input", { id: "traffic-" + k, "data-testid": "traffic-" + k, type: "number", min: "0", step: "1" })]);
+        }));
+      }
+      var dirty = $("traffic-form").dataset.dirty;
+      rates.forEach(function (k) {
+        var input = $("traffic-" + k);
+        if (!dirty && document.activeElement !== input) input.value = String(st[k]);
+      });
+      var state = $("traffic-state");
+      state.className = "traffic-state" + (st.on ? " on" : "");
+      state.textContent = st.on
+        ? "On: " + rates.map(function (k) { return fmtInt(st[k]) + " " + k.replace(/_per_/, "/").replace(/_/g, " "); }).join(", ") + "."
+        : "Off: the cluster only moves when someone acts.";
+      $("traffic-on").textContent = st.on ? "Set rates" : "Turn on";
+      $("traffic-off").disabled = !st.on;
+    }
+  };
+
+  function worldLabel(name) { return name ? "world " + name : "the default world"; }
+
+  /* Show another world: first ask it (with the page's credentials: a world has users of its
+     own), then forget everything shown from the old one and read the new one. */
+  function switchWorld(name, button) {
+    var base = name ? "/worlds/" + enc(name) : "";
+    if (button) button.disabled = true;
+    return call("GET", base + "/_standin", { overview: true }).then(function () {
+      showWorld(name);
+      toast("Showing " + worldLabel(name), "ok");
+    }, function (e) {
+      if (e instanceof AuthError) toast(worldLabel(name) + " does not accept the credentials you signed in with.", "bad");
+      else toast("Cannot show " + worldLabel(name) + ": " + describe(e), "bad");
+    }).then(function () { if (button) button.disabled = false; });
+  }
+
+  function showWorld(name) {
+    world = name;
+    if (name) sessionStorage.setItem(WORLD_KEY, name); else sessionStorage.removeItem(WORLD_KEY);
+    setBase();
+    generation++;
+    nodes = [];
+    stats = [];
+    standin = null;
+    snapshots = null;
+    afterReset();
+    setFilter("");
+    renderWorld();
+    refreshNow();
+  }
+
+  function renderWorld() {
+    var chip = $("world-chip");
+    chip.hidden = !world;
+    chip.textContent = world ? "world " + world : "";
+    chip.title = world ? "The overview shows world " + world + " (its API is under /worlds/" + world + "/)" : "";
+    document.title = "EMQ X 3.0 stand-in · Overview" + (world ? " · " + world : "");
+    CONTROL_CARDS.worlds.update();
+    CONTROL_CARDS.snapshots.update();
+  }
+
+  function deleteWorld(name, button) {
+    return act({ button: button, method: "DELETE", path: ROOT_STANDIN + "/worlds/" + enc(name),
+                 what: "Deleted world " + name, failed: "Deleting world " + name + " failed",
+                 confirm: { title: "Delete this world?", subject: name,
+                            message: "Its whole state goes, with its users, apps, journal and snapshots; clients of /worlds/" + name + "/ get 404 from now on." +
+                                     (name === world ? " The overview goes back to the default world." : ""),
+                            ok: "Delete world" },
+                 done: function () { if (name === world) showWorld(""); } });
+  }
 
   function nextDeviceId() {
     var n = 1;
@@ -1482,6 +1748,27 @@
         renderStandin();
       });
     } },
+    { name: "worlds", panel: "control", load: function () {
+      return Promise.all([poll(ROOT_STANDIN + "/worlds"), poll(ROOT_STANDIN + "/snapshots")]).then(function (b) {
+        worlds = b[0].data;
+        rootSnapshots = b[1].data;
+        if (world && !worlds.some(function (w) { return w.name === world; })) {
+          toast("The world " + world + " is gone: the overview shows the default world.", "bad");
+          showWorld("");
+          return;
+        }
+        CONTROL_CARDS.worlds.update();
+      });
+    } },
+    { name: "snapshots", panel: "control", load: function () {
+      var w = world;
+      return poll(STANDIN + "/snapshots").then(function (b) {
+        if (w !== world) return;
+        snapshots = b.data;
+        CONTROL_CARDS.snapshots.update();
+      });
+    } },
+    { name: "traffic", panel: "control", skip: function () { return traffic.absent; }, load: loadTraffic },
     { name: "journal", panel: "journal", skip: function () { return $("journal-pause").checked; }, load: function () {
       return poll(STANDIN + "/journal?limit=" + JOURNAL_LIMIT).then(function (b) { journal = b.data; renderJournal(); });
     } }
@@ -1506,7 +1793,7 @@
       // The bar says when the page last heard back; a panel still waiting says so itself.
       if (online.ok) $("refresh-status").textContent = "updated " + clock(s.lastGood);
     }, function (e) {
-      if (gen !== generation) return;
+      if (gen !== generation || e instanceof StaleAnswer) return;
       if (e instanceof AuthError) { signOut(e.message); return; }
       if (e instanceof NetError) return; // the banner says it for every panel
       if (f !== filter) return; // answered for a filter no longer chosen
@@ -1576,8 +1863,13 @@
     generation++;
     clearTimeout(timer);
     // Everything this tab kept goes: credentials, node filter, devices connected from here.
-    [STORE_KEY, USER_KEY, FILTER_KEY, DEVICES_KEY].forEach(function (k) { sessionStorage.removeItem(k); });
+    [STORE_KEY, USER_KEY, FILTER_KEY, DEVICES_KEY, WORLD_KEY].forEach(function (k) { sessionStorage.removeItem(k); });
     filter = "";
+    world = "";
+    setBase();
+    worlds = null;
+    snapshots = null;
+    renderWorld();
     devices = [];
     CONTROL_CARDS.device.update();
     history = [];
@@ -1640,6 +1932,7 @@
   buildCharts();
   Object.keys(CONTROL_CARDS).forEach(function (k) { CONTROL_CARDS[k].init(); });
   CONTROL_CARDS.device.update();
+  renderWorld();
 
   if (credentials()) showApp();
   else showLogin("");

@@ -15,7 +15,8 @@ its static files), the page's own polling marked X-Standin-Overview: 1 and its w
 The module also takes the screenshots under docs/ (overview.png at 1400x900, light, whole page;
 overview-dark.png the same in the dark theme; overview-phone.png and overview-phone-control.png
 at 390x844; overview-fault.png, a fault on one route reported beside its panel;
-overview-offline.png, a stopped node and a lost server) when UPDATE_SCREENSHOT=1 is
+overview-offline.png, a stopped node and a lost server; explorer.png, the API explorer
+filtered to one chapter) when UPDATE_SCREENSHOT=1 is
 set, otherwise into the test's temporary folder (so a plain run leaves the working tree as it
 was).
 
@@ -125,6 +126,7 @@ def browser():
 
 PROTECTED = ("/api/v3", "/_standin")
 PUBLIC_PREFIXES = (*PROTECTED, "/static/")
+WORLD_PREFIX = re.compile(r"^/worlds/([^/]+)(?=/)")  # a world's API and controls
 
 
 class Watch:
@@ -141,9 +143,17 @@ class Watch:
         self.requests.append((request.method, request.url, dict(request.headers)))
 
     def ours(self):
-        """(method, path, headers) of the requests to this server."""
-        return [(m, urlsplit(u).path, h) for m, u, h in self.requests
+        """(method, path, headers) of the requests to this server; a world's path as its
+        path within the world (/worlds/<name>/api/v3/... as /api/v3/...)."""
+        return [(m, WORLD_PREFIX.sub("", urlsplit(u).path), h) for m, u, h in self.requests
                 if u.startswith(self.base + "/")]
+
+    def worlds(self):
+        """The worlds asked for, by name, with how many requests each."""
+        names = [WORLD_PREFIX.match(urlsplit(u).path) for _, u, _ in self.requests
+                 if u.startswith(self.base + "/")]
+        return {n.group(1): sum(1 for x in names if x and x.group(1) == n.group(1))
+                for n in names if n}
 
     def external(self):
         """Requests that left this server (the pages must work without the internet)."""
@@ -697,6 +707,9 @@ LONG_ID = "building-7/floor-3/room-312/hvac-controller-0042-with-a-rather-long-c
 
 
 def test_layouts_charts_and_screenshots(page, server, tmp_path):
+    # A world and a snapshot, so that their cards show what they list.
+    control(server, "POST", "/worlds", {"name": "training-1", "nodes": 1, "clients": 4})
+    control(server, "POST", "/snapshots", {"name": "baseline"})
     control(server, "POST", "/clients", {
         "client_id": LONG_ID, "username": "provisioning-service-account-for-the-east-wing",
         "ipaddress": "2001:db8:85a3:1234:5678:8a2e:370:7334"})
@@ -805,6 +818,8 @@ def test_layouts_charts_and_screenshots(page, server, tmp_path):
         publisher.join(timeout=15)
         control(server, "DELETE", "/alarms/high_system_memory_usage")
         api(server, "DELETE", "/connections/" + quote(LONG_ID, safe=""))
+        control(server, "DELETE", "/worlds/training-1")
+        control(server, "DELETE", "/snapshots/baseline")
     for shot in (light, dark, phone, phone_control):
         assert shot.stat().st_size > 20_000, shot
 
@@ -856,6 +871,11 @@ def test_stopped_node_and_lost_server(browser, tmp_path):
         expect(page.locator("#live-pill")).to_have_text("offline")
         expect(page.locator("#refresh-status")).to_contain_text("last good")
         expect(page.locator("body")).to_have_class(re.compile(r"\bis-offline\b"))
+        # Greyed: the panels fade out (a 0.3 s transition, so wait for it rather than read
+        # the first frame's opacity).
+        page.wait_for_function(
+            "parseFloat(getComputedStyle(document.querySelector('[data-panel=nodes]')).opacity)"
+            " < 1", timeout=2000)
         opacity = page.evaluate(
             "getComputedStyle(document.querySelector('[data-panel=nodes]')).opacity")
         assert float(opacity) < 1, "stale data is greyed"
@@ -880,6 +900,161 @@ def test_stopped_node_and_lost_server(browser, tmp_path):
     finally:
         ctx.close()
         live.stop()
+
+
+# ---------------------------------------------------------------------------
+# Worlds and snapshots
+# ---------------------------------------------------------------------------
+
+
+def world_item(page, name):
+    return page.locator(f"#world-list [data-testid=world][data-world='{name}']")
+
+
+def test_worlds_create_show_and_delete(page, server):
+    log_in(page, server)
+    expect(world_item(page, "")).to_be_visible()  # the default world, shown
+    expect(world_item(page, "").locator("[data-testid=world-shown]")).to_be_visible()
+    expect(page.locator("#world-chip")).to_be_hidden()
+
+    page.fill("#world-name", "training-1")
+    page.fill("#world-nodes", "1")
+    page.fill("#world-clients", "4")
+    page.click("#world-create")
+    item = world_item(page, "training-1")
+    expect(item).to_be_visible()
+    expect(item).to_contain_text("1 node · 4 clients per node")
+    made = {w["name"]: w for w in control(server, "GET", "/worlds")["data"]}
+    assert made["training-1"]["settings"] == {"seed": 42, "nodes": 1, "clients": 4}
+
+    # Shown: every panel reads the world's API, the default world is left alone.
+    base = f"{server}/worlds/training-1"
+    before = api(server, "GET", "/stats/")["data"]
+    item.locator("[data-testid=world-show]").click()
+    expect(page.locator("#world-chip")).to_have_text("world training-1")
+    expect(item.locator("[data-testid=world-shown]")).to_be_visible()
+    expect(page.locator("#total-nodes")).to_have_text("1 / 1")
+    expect(page.locator("#total-connections")).to_have_text(
+        str(api(base, "GET", "/stats/")["data"][0]["connections/count"]))
+    expect(page.locator("#snapshot-world")).to_have_text("world training-1")
+    victim = api(base, "GET", "/connections/")["data"][0]["client_id"]
+    expect(rows(page, "conn").first).to_have_attribute("data-key", victim)
+    rows(page, "conn").first.locator("[data-testid=conn-kick]").click()
+    confirm(page)
+    expect(page.locator("#total-connections")).to_have_text("3")
+    assert api(base, "GET", f"/connections/{quote(victim, safe='')}")["data"] == []
+    assert api(server, "GET", "/stats/")["data"] == before  # the default world is untouched
+    assert page.watch.worlds().get("training-1", 0) > 5
+    # A reload keeps showing it (per tab).
+    page.reload()
+    expect(page.locator("#world-chip")).to_have_text("world training-1")
+    expect(page.locator("#total-nodes")).to_have_text("1 / 1")
+
+    # Deleting it asks first; the overview goes back to the default world.
+    item.locator("[data-testid=world-delete]").click()
+    expect(page.locator("#confirm-subject")).to_have_text("training-1")
+    confirm(page, ok=False)
+    assert "training-1" in {w["name"] for w in control(server, "GET", "/worlds")["data"]}
+    item.locator("[data-testid=world-delete]").click()
+    confirm(page)
+    expect(item).to_have_count(0)
+    assert control(server, "GET", "/worlds")["data"] == []
+    assert requests.get(f"{base}/api/v3/brokers/", auth=AUTH, timeout=10).status_code == 404
+    expect(page.locator("#world-chip")).to_be_hidden()
+    expect(page.locator("#total-nodes")).to_have_text(f"{NODES} / {NODES}")
+    expect(world_item(page, "").locator("[data-testid=world-shown]")).to_be_visible()
+
+
+def test_a_world_deleted_elsewhere_sends_the_overview_home(page, server):
+    control(server, "POST", "/worlds", {"name": "short-lived", "nodes": 1, "clients": 2})
+    log_in(page, server)
+    world_item(page, "short-lived").locator("[data-testid=world-show]").click()
+    expect(page.locator("#world-chip")).to_have_text("world short-lived")
+    control(server, "DELETE", "/worlds/short-lived")
+    expect(page.locator("#world-chip")).to_be_hidden()
+    expect(page.locator("[data-testid=toast]").last).to_contain_text("short-lived is gone")
+    expect(page.locator("#total-nodes")).to_have_text(f"{NODES} / {NODES}")
+
+
+def snapshot_item(page, name):
+    return page.locator(f"#snapshot-list [data-testid=snapshot][data-snapshot='{name}']")
+
+
+def snapshot_names(base):
+    return [x["name"] for x in control(base, "GET", "/snapshots")["data"]]
+
+
+def test_snapshots_save_restore_and_delete(page, server):
+    log_in(page, server)
+    expect(page.locator("#snapshot-list")).to_contain_text("None saved yet")
+    saved = sum(s["connections/count"] for s in api(server, "GET", "/stats/")["data"])
+    page.fill("#snapshot-name", "before-demo")
+    page.click("#snapshot-save")
+    expect(snapshot_item(page, "before-demo")).to_be_visible()
+    assert snapshot_names(server) == ["before-demo"]
+
+    # Something happens, then the snapshot is restored from the page (after a confirmation).
+    control(server, "POST", "/clients", {"client_id": "after-the-snapshot"})
+    expect(page.locator("#total-connections")).to_have_text(f"{saved + 1:,}")
+    snapshot_item(page, "before-demo").locator("[data-testid=snapshot-restore]").click()
+    expect(page.locator("#confirm-title")).to_have_text("Restore this snapshot?")
+    confirm(page, ok=False)
+    assert len(api(server, "GET", "/connections/after-the-snapshot")["data"]) == 1
+    snapshot_item(page, "before-demo").locator("[data-testid=snapshot-restore]").click()
+    confirm(page)
+    expect(page.locator("[data-testid=toast]").last).to_contain_text("Restored snapshot")
+    assert api(server, "GET", "/connections/after-the-snapshot")["data"] == []
+    expect(page.locator("#total-connections")).to_have_text(f"{saved:,}")
+
+    # Saving under a name in use asks before it overwrites.
+    page.fill("#snapshot-name", "before-demo")
+    page.click("#snapshot-save")
+    expect(page.locator("#confirm-title")).to_have_text("Overwrite this snapshot?")
+    confirm(page, ok=False)
+
+    # A new world can start from a snapshot of the default world.
+    page.select_option("#world-from", "before-demo")
+    expect(page.locator("#world-settings")).to_be_hidden()
+    page.fill("#world-name", "from-snapshot")
+    page.click("#world-create")
+    expect(world_item(page, "from-snapshot")).to_be_visible()
+    base = f"{server}/worlds/from-snapshot"
+    assert api(base, "GET", "/stats/")["data"] == api(server, "GET", "/stats/")["data"]
+    # Its snapshots are its own.
+    world_item(page, "from-snapshot").locator("[data-testid=world-show]").click()
+    expect(page.locator("#snapshot-world")).to_have_text("world from-snapshot")
+    expect(page.locator("#snapshot-list")).to_contain_text("None saved yet")
+    page.fill("#snapshot-name", "in-the-world")
+    page.click("#snapshot-save")
+    expect(snapshot_item(page, "in-the-world")).to_be_visible()
+    assert snapshot_names(base) == ["in-the-world"]
+    assert snapshot_names(server) == ["before-demo"]
+    world_item(page, "from-snapshot").locator("[data-testid=world-delete]").click()
+    confirm(page)
+    expect(page.locator("#world-chip")).to_be_hidden()
+
+    # Deleting a snapshot asks first.
+    snapshot_item(page, "before-demo").locator("[data-testid=snapshot-delete]").click()
+    confirm(page, ok=False)
+    assert snapshot_names(server) == ["before-demo"]
+    snapshot_item(page, "before-demo").locator("[data-testid=snapshot-delete]").click()
+    confirm(page)
+    expect(snapshot_item(page, "before-demo")).to_have_count(0)
+    assert snapshot_names(server) == []
+
+
+def test_traffic_card_hides_itself_without_the_control(page, server):
+    """A server without GET /_standin/traffic (404) shows no traffic card, reports no error,
+    and is asked once. (With the control, the card's inputs come from its rate fields.)"""
+    if requests.get(f"{server}/_standin/traffic", auth=AUTH, timeout=10).status_code != 404:
+        pytest.skip("this server has the traffic control: the card is shown")
+    log_in(page, server)
+    expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
+    wait_refreshes(page, 3)
+    expect(page.locator("[data-testid=traffic-card]")).to_be_hidden()
+    expect(panel(page, "control").locator("[data-testid=panel-error]")).to_be_hidden()
+    asked = [p for m, p, _ in page.watch.ours() if m == "GET" and p == "/_standin/traffic"]
+    assert asked == ["/_standin/traffic"]
 
 
 # ---------------------------------------------------------------------------
@@ -942,6 +1117,39 @@ def test_docs_try_it_out_list_brokers(browser, server):
         ctx.close()
 
 
+def test_docs_filter_finds_a_chapter(browser, server, tmp_path):
+    """Operations are tagged with the document's chapters: typing "connections" in the
+    explorer's filter box leaves the connections chapter, all of it, and nothing else."""
+    ctx = browser.new_context(viewport=VIEWPORT,
+                              http_credentials={"username": AUTH[0], "password": AUTH[1]})
+    ctx.set_default_timeout(UI_TIMEOUT)
+    try:
+        page = ctx.new_page()
+        watch = Watch(page, server)
+        page.goto(f"{server}/_standin/docs")
+        brokers = page.locator("div.opblock[id$='-list_brokers']")
+        expect(brokers).to_be_visible(timeout=15_000)
+        page.fill("input.operation-filter-input", "connections")
+        expect(brokers).to_have_count(0)
+        sections = page.locator(".opblock-tag-section h3")
+        expect(sections).to_have_count(1)
+        expect(sections.first).to_contain_text("connections")
+        ops = page.locator("div.opblock[id^='operations-connections-']")
+        expect(ops).to_have_count(6)  # 3 lists and lookups, node-scoped twins, kickout, acl
+        for name in ("list_connections", "lookup_node_connections", "kickout_connection"):
+            expect(page.locator(f"#operations-connections-{name}")).to_be_visible()
+        # The path as the document prints it, trailing slash and all.
+        expect(page.locator("#operations-connections-list_connections .opblock-summary-path")
+               ).to_have_attribute("data-path", "/api/v3/connections/")
+        page.evaluate("window.scrollTo(0, document.querySelector('.filter-container')"
+                      ".getBoundingClientRect().top + window.scrollY - 8)")
+        page.screenshot(path=str(shot_path("explorer.png", tmp_path)))
+        assert watch.errors == [], watch.errors
+        assert watch.external() == [], "Swagger UI must not need the internet"
+    finally:
+        ctx.close()
+
+
 def test_docs_needs_credentials(server):
     assert requests.get(f"{server}/_standin/docs", timeout=10).status_code == 401
     assert requests.get(f"{server}/_standin/openapi.json", timeout=10).status_code == 401
@@ -950,5 +1158,9 @@ def test_docs_needs_credentials(server):
     for asset in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
         assert requests.get(f"{server}/_standin/docs/{asset}", auth=AUTH,
                             timeout=10).status_code == 200, asset
+    # A current Swagger UI (5.x), from the package's own release files.
+    release = requests.get(f"{server}/_standin/docs/VERSION", auth=AUTH, timeout=10).text
+    assert re.fullmatch(r"v?(\d+)\.\d+\.\d+\s*", release) and int(
+        re.match(r"v?(\d+)", release).group(1)) >= 5, release
     spec = json.loads(requests.get(f"{server}/_standin/openapi.json", auth=AUTH, timeout=10).text)
     assert spec["components"]["securitySchemes"]["basicAuth"]["scheme"] == "basic"
