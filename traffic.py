@@ -47,6 +47,8 @@ RATES = {
     "devices": (300, 10, 9999),  # the pool of traffic devices
     "speed": (1, 0, 10),  # simulated seconds per real second; 0: only /advance moves it
 }
+# What PUT takes, with its bounds: the answer carries them, so a form knows its fields.
+LIMITS = {name: {"min": low, "max": high} for name, (_, low, high) in RATES.items()}
 COUNTS = ("connects", "refused", "takeovers", "disconnects", "lost", "publishes",
           "subscribes", "unsubscribes", "alarms_raised", "alarms_cleared", "sessions_expired")
 MAX_ADVANCE = 600  # simulated seconds one POST /_standin/traffic/advance may ask for
@@ -452,8 +454,8 @@ def alarms(db, state, rng, nodes, counts):
 
 
 def answer(db, state):
-    """What the control answers: on, the rates, the simulated seconds, the counts, and the
-    traffic devices online now."""
+    """What the control answers: on, the rates, the simulated seconds, the counts, the
+    traffic devices online now, and the rates' bounds (what PUT takes)."""
     seed = int(db.execute("SELECT value FROM meta WHERE key = 'seed'").fetchone()[0])
     devices = pool(seed, state["devices"])
     online = sum(1 for (cid,) in db.execute(
@@ -461,7 +463,8 @@ def answer(db, state):
         if cid in devices)
     return emqx.ok({"on": state["on"], **{name: state[name] for name in RATES},
                     "elapsed_s": state["tick"], "online": online,
-                    "alarms": len(state["alarms"]), "counts": state["counts"]})
+                    "alarms": len(state["alarms"]), "counts": state["counts"],
+                    "limits": LIMITS})
 
 
 @standin.bp.get(CONTROL_PATH)

@@ -1553,7 +1553,8 @@
 
   /* GET /_standin/traffic -> {"on", "<rate>": n, ...}; PUT with rates turns it on at those
      rates, DELETE turns it off. A server without the control answers 404: the card stays
-     hidden and the page stops asking. The inputs are made from the answer's number fields. */
+     hidden and the page stops asking. The inputs are made from the answer's `limits` (the
+     rates PUT takes, with their bounds). */
   var traffic = { absent: false, state: null };
 
   function loadTraffic() {
@@ -1568,9 +1569,8 @@
     });
   }
 
-  function trafficRates() {
-    var st = traffic.state || {};
-    return Object.keys(st).filter(function (k) { return typeof st[k] === "number"; });
+  function trafficRates() {  // the settable rates: the answer's `limits` names them
+    return Object.keys((traffic.state || {}).limits || {});
   }
 
   CONTROL_CARDS.traffic = {
@@ -1607,7 +1607,8 @@
         box.replaceChildren.apply(box, rates.map(function (k) {
           return el("span", { className: "field" }, [
             el("label", { "for": "traffic-" + k, text: k.replace(/_per_/, " / ").replace(/_/g, " ") }),
-            el("input", { id: "traffic-" + k, "data-testid": "traffic-" + k, type: "number", min: "0", step: "1" })]);
+            el("input", { id: "traffic-" + k, "data-testid": "traffic-" + k, type: "number", step: "1",
+                          min: String(st.limits[k].min), max: String(st.limits[k].max) })]);
         }));
       }
       var dirty = $("traffic-form").dataset.dirty;

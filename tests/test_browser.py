@@ -12,12 +12,12 @@ no protected route without credentials, only public paths (/api/v3, /_standin, t
 its static files), the page's own polling marked X-Standin-Overview: 1 and its writes
 (the actions) unmarked, with Content-Type: application/json.
 
-The module also takes the screenshots under docs/ (overview.png at 1400x900, light, whole page;
-overview-dark.png the same in the dark theme; overview-phone.png and overview-phone-control.png
-at 390x844; overview-fault.png, a fault on one route reported beside its panel;
-overview-offline.png, a stopped node and a lost server; explorer.png, the API explorer
-filtered to one chapter) when UPDATE_SCREENSHOT=1 is
-set, otherwise into the test's temporary folder (so a plain run leaves the working tree as it
+The module also takes the screenshots under docs/ (overview.png at 1400x900, light, the first
+screen; overview-dark.png the same in the dark theme; overview-phone.png and
+overview-phone-control.png at 390x844; overview-fault.png, a fault on one route reported
+beside its panel; overview-offline.png, a stopped node and a lost server; explorer.png, the
+API explorer filtered to one chapter) when UPDATE_SCREENSHOT=1 is set, otherwise into the
+test's temporary folder (so a plain run leaves the working tree as it
 was).
 
 Without playwright or /usr/bin/chromium the module is skipped, unless CI is set: there the
@@ -790,15 +790,15 @@ def test_layouts_charts_and_screenshots(page, server, tmp_path):
         page.fill("#sess-search", "")
         expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
         assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
-        for close in page.locator(".toast-close").all():  # toasts float over a whole-page picture
+        for close in page.locator(".toast-close").all():  # toasts float over the picture
             close.click()
-        page.evaluate("window.scrollTo(0, 0)")  # the sticky bar at the top of the picture
+        page.evaluate("window.scrollTo(0, 0)")  # the first screen, as a projector shows it
         light = shot_path("overview.png", tmp_path)
-        page.screenshot(path=str(light), full_page=True)
+        page.screenshot(path=str(light))
 
         page.click("#theme-toggle")
         dark = shot_path("overview-dark.png", tmp_path)
-        page.screenshot(path=str(dark), full_page=True)
+        page.screenshot(path=str(dark))
         page.click("#theme-toggle")
 
         # 390 px: one column, nothing sideways, node names whole.
@@ -1044,10 +1044,10 @@ def test_snapshots_save_restore_and_delete(page, server):
 
 
 def test_traffic_card_hides_itself_without_the_control(page, server):
-    """A server without GET /_standin/traffic (404) shows no traffic card, reports no error,
-    and is asked once. (With the control, the card's inputs come from its rate fields.)"""
-    if requests.get(f"{server}/_standin/traffic", auth=AUTH, timeout=10).status_code != 404:
-        pytest.skip("this server has the traffic control: the card is shown")
+    """A server without GET /_standin/traffic (an older one: 404, played here by the
+    browser) shows no traffic card, reports no error, and is asked once."""
+    page.route("**/_standin/traffic", lambda route: route.fulfill(
+        status=404, content_type="application/json", body='{"code":404,"message":"not found"}'))
     log_in(page, server)
     expect(rows(page, "conn")).to_have_count(PAGE_SIZE)
     wait_refreshes(page, 3)
@@ -1055,6 +1055,36 @@ def test_traffic_card_hides_itself_without_the_control(page, server):
     expect(panel(page, "control").locator("[data-testid=panel-error]")).to_be_hidden()
     asked = [p for m, p, _ in page.watch.ours() if m == "GET" and p == "/_standin/traffic"]
     assert asked == ["/_standin/traffic"]
+
+
+def test_traffic_card_turns_traffic_on_and_the_overview_moves(page, server):
+    """The card's fields are the rates the control takes; "Turn on" starts live traffic at
+    the rates typed, and within seconds the overview's counts move on their own; "Turn
+    off" stops it. (That the same seed and time give the same state: test_traffic.py.)"""
+    log_in(page, server)
+    card_ = page.locator("[data-testid=traffic-card]")
+    expect(card_).to_be_visible()
+    expect(page.locator("[data-testid=traffic-state]")).to_contain_text("Off")
+    limits = control(server, "GET", "/traffic")["data"]["limits"]
+    expect(card_.locator("input[type=number]")).to_have_count(len(limits))
+    expect(page.locator("[data-testid=traffic-connects_per_min]")).to_have_attribute(
+        "max", str(limits["connects_per_min"]["max"]))
+    totals = ("#total-connections", "#total-subscriptions", "#total-retained")
+    before = [page.locator(t).inner_text() for t in totals]
+    page.fill("[data-testid=traffic-connects_per_min]", "1200")
+    page.fill("[data-testid=traffic-publishes_per_s]", "50")
+    page.click("[data-testid=traffic-on]")
+    expect(page.locator("[data-testid=traffic-state]")).to_contain_text("On")
+    state = control(server, "GET", "/traffic")["data"]
+    assert state["on"] and state["connects_per_min"] == 1200 and state["publishes_per_s"] == 50
+    page.wait_for_function(
+        "before => before.some((text, i) => document.querySelector("
+        "['#total-connections', '#total-subscriptions', '#total-retained'][i]).textContent"
+        " !== text)", arg=before, timeout=UI_TIMEOUT)
+    assert control(server, "GET", "/traffic")["data"]["counts"]["connects"] > 0
+    page.click("[data-testid=traffic-off]")
+    expect(page.locator("[data-testid=traffic-state]")).to_contain_text("Off")
+    assert control(server, "GET", "/traffic")["data"]["on"] is False
 
 
 # ---------------------------------------------------------------------------
