@@ -1059,8 +1059,8 @@ def test_traffic_card_hides_itself_without_the_control(page, server):
 
 def test_traffic_card_turns_traffic_on_and_the_overview_moves(page, server):
     """The card's fields are the rates the control takes; "Turn on" starts live traffic at
-    the rates typed, and within seconds the overview's counts move on their own; "Turn
-    off" stops it. (That the same seed and time give the same state: test_traffic.py.)"""
+    the rates typed, and within seconds the overview's counts and charts move on their own;
+    "Turn off" stops it. (That the same seed and time give the same state: test_traffic.py.)"""
     log_in(page, server)
     card_ = page.locator("[data-testid=traffic-card]")
     expect(card_).to_be_visible()
@@ -1082,6 +1082,11 @@ def test_traffic_card_turns_traffic_on_and_the_overview_moves(page, server):
         "['#total-connections', '#total-subscriptions', '#total-retained'][i]).textContent"
         " !== text)", arg=before, timeout=UI_TIMEOUT)
     assert control(server, "GET", "/traffic")["data"]["counts"]["connects"] > 0
+    # The charts move with it: devices publish (messages received) and connect.
+    page.wait_for_function(
+        "['rate-msg-in', 'rate-conn-in'].every(id =>"
+        " Number(document.getElementById(id).textContent.replace(/,/g, '')) > 0)",
+        timeout=UI_TIMEOUT)
     page.click("[data-testid=traffic-off]")
     expect(page.locator("[data-testid=traffic-state]")).to_contain_text("Off")
     assert control(server, "GET", "/traffic")["data"]["on"] is False
