@@ -1126,63 +1126,58 @@ def test_reset_asks_first_and_rebuilds_the_cluster(page, server):
 # ---------------------------------------------------------------------------
 
 
-def test_docs_try_it_out_list_brokers(browser, server):
+@pytest.fixture
+def docs(browser, server):
+    """The explorer open, signed in (the context answers the browser's Basic prompt) and
+    watched: no JavaScript error and nothing from the internet, checked when done."""
     ctx = browser.new_context(viewport=VIEWPORT,
                               http_credentials={"username": AUTH[0], "password": AUTH[1]})
     ctx.set_default_timeout(UI_TIMEOUT)
-    try:
-        page = ctx.new_page()
-        watch = Watch(page, server)
-        page.goto(f"{server}/_standin/docs")
-        # Swagger UI names an operation's block operations-<tag>-<operationId>.
-        op = page.locator("div.opblock[id^='operations-'][id$='-list_brokers']").first
-        expect(op).to_be_visible(timeout=15_000)
-        op.locator(".opblock-summary").first.click()
-        try_it = op.get_by_role("button", name="Try it out")
-        if try_it.count():  # tryItOutEnabled opens operations ready to execute
-            try_it.click()
-        op.get_by_role("button", name="Execute").click()
-        live = op.locator(".live-responses-table tbody")
-        expect(live.locator(".response-col_status").first).to_have_text("200")
-        expect(live.locator(".response-col_description")).to_contain_text('"code": 0')
-        expect(live.locator(".response-col_description")).to_contain_text(NODE)
-        assert watch.errors == [], watch.errors
-        assert watch.external() == [], "Swagger UI must not need the internet"
-    finally:
-        ctx.close()
+    page = ctx.new_page()
+    watch = Watch(page, server)
+    page.goto(f"{server}/_standin/docs")
+    yield page
+    ctx.close()
+    assert watch.errors == [], watch.errors
+    assert watch.external() == [], "Swagger UI must not need the internet"
 
 
-def test_docs_filter_finds_a_chapter(browser, server, tmp_path):
+def test_docs_try_it_out_list_brokers(docs):
+    # Swagger UI names an operation's block operations-<tag>-<operationId>.
+    op = docs.locator("div.opblock[id^='operations-'][id$='-list_brokers']").first
+    expect(op).to_be_visible(timeout=15_000)
+    op.locator(".opblock-summary").first.click()
+    try_it = op.get_by_role("button", name="Try it out")
+    if try_it.count():  # tryItOutEnabled opens operations ready to execute
+        try_it.click()
+    op.get_by_role("button", name="Execute").click()
+    live = op.locator(".live-responses-table tbody")
+    expect(live.locator(".response-col_status").first).to_have_text("200")
+    expect(live.locator(".response-col_description")).to_contain_text('"code": 0')
+    expect(live.locator(".response-col_description")).to_contain_text(NODE)
+
+
+def test_docs_filter_finds_a_chapter(docs, tmp_path):
     """Operations are tagged with the document's chapters: typing "connections" in the
     explorer's filter box leaves the connections chapter, all of it, and nothing else."""
-    ctx = browser.new_context(viewport=VIEWPORT,
-                              http_credentials={"username": AUTH[0], "password": AUTH[1]})
-    ctx.set_default_timeout(UI_TIMEOUT)
-    try:
-        page = ctx.new_page()
-        watch = Watch(page, server)
-        page.goto(f"{server}/_standin/docs")
-        brokers = page.locator("div.opblock[id$='-list_brokers']")
-        expect(brokers).to_be_visible(timeout=15_000)
-        page.fill("input.operation-filter-input", "connections")
-        expect(brokers).to_have_count(0)
-        sections = page.locator(".opblock-tag-section h3")
-        expect(sections).to_have_count(1)
-        expect(sections.first).to_contain_text("connections")
-        ops = page.locator("div.opblock[id^='operations-connections-']")
-        expect(ops).to_have_count(6)  # 3 lists and lookups, node-scoped twins, kickout, acl
-        for name in ("list_connections", "lookup_node_connections", "kickout_connection"):
-            expect(page.locator(f"#operations-connections-{name}")).to_be_visible()
-        # The path as the document prints it, trailing slash and all.
-        expect(page.locator("#operations-connections-list_connections .opblock-summary-path")
-               ).to_have_attribute("data-path", "/api/v3/connections/")
-        page.evaluate("window.scrollTo(0, document.querySelector('.filter-container')"
-                      ".getBoundingClientRect().top + window.scrollY - 8)")
-        page.screenshot(path=str(shot_path("explorer.png", tmp_path)))
-        assert watch.errors == [], watch.errors
-        assert watch.external() == [], "Swagger UI must not need the internet"
-    finally:
-        ctx.close()
+    page = docs
+    brokers = page.locator("div.opblock[id$='-list_brokers']")
+    expect(brokers).to_be_visible(timeout=15_000)
+    page.fill("input.operation-filter-input", "connections")
+    expect(brokers).to_have_count(0)
+    sections = page.locator(".opblock-tag-section h3")
+    expect(sections).to_have_count(1)
+    expect(sections.first).to_contain_text("connections")
+    ops = page.locator("div.opblock[id^='operations-connections-']")
+    expect(ops).to_have_count(6)  # 3 lists and lookups, node-scoped twins, kickout, acl
+    for name in ("list_connections", "lookup_node_connections", "kickout_connection"):
+        expect(page.locator(f"#operations-connections-{name}")).to_be_visible()
+    # The path as the document prints it, trailing slash and all.
+    expect(page.locator("#operations-connections-list_connections .opblock-summary-path")
+           ).to_have_attribute("data-path", "/api/v3/connections/")
+    page.evaluate("window.scrollTo(0, document.querySelector('.filter-container')"
+                  ".getBoundingClientRect().top + window.scrollY - 8)")
+    page.screenshot(path=str(shot_path("explorer.png", tmp_path)))
 
 
 def test_docs_needs_credentials(server):
