@@ -198,7 +198,7 @@ def test_the_users_clients_are_left_alone(make_app):
 def test_the_same_seed_and_seconds_give_the_same_state(make_app):
     one, two, other = (make_app(nodes=2, clients=20, seed=s) for s in (7, 7, 8))
     for c in (one, two, other):
-        turn_on(c, devices=50, alarms_per_hour=600)
+        turn_on(c, devices=50, alarms_per_hour=600, publishes_per_s=4)
     advance(one, 150)
     advance(two, 40)  # the same seconds in other steps, a read in between
     api(two, "/stats/")
