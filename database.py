@@ -8,12 +8,14 @@ import json
 import os
 import sqlite3
 import threading
+import weakref
 from bisect import bisect_right
 from contextlib import contextmanager
 from itertools import accumulate
 
 from flask import current_app
 from flask import g
+from flask import has_app_context
 from flask import has_request_context
 from flask import request
 from werkzeug.security import generate_password_hash
@@ -35,15 +37,23 @@ class Connection(sqlite3.Connection):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._memo, self._memo_version = {}, None
+        self._seen, self._seen_in = None, None  # data_version, and the context it was read in
 
     def remember(self, key, load):
         """`load(self)`, read again only once the database has changed: PRAGMA data_version
         moves on every other connection's commit (in any process), total_changes on this
-        one's. In a transaction, data_version is the transaction's snapshot's, so what is
-        remembered agrees with what the transaction reads. One statement instead of the
-        reads it saves; the caller keys by everything `load` depends on.
+        one's. Outside a transaction data_version is read once per request (app context):
+        the request's hooks see the database as it was when it began. In a transaction it
+        is read each time, the transaction's snapshot's, so what is remembered agrees with
+        what the transaction reads. The caller keys by everything `load` depends on.
         """
-        version = self.execute("PRAGMA data_version").fetchone()[0], self.total_changes
+        here = g._get_current_object() if has_app_context() else None
+        if self.in_transaction or here is None or self._seen_in is None \
+                or self._seen_in() is not here:
+            self._seen = self.execute("PRAGMA data_version").fetchone()[0]
+            # (weakly: a request's globals may hold its answer, megabytes for a big page)
+            self._seen_in = None if self.in_transaction or here is None else weakref.ref(here)
+        version = self._seen, self.total_changes
         if version != self._memo_version or len(self._memo) >= self.MEMO_SIZE:
             self._memo.clear()
             self._memo_version = version
@@ -57,7 +67,7 @@ class Connection(sqlite3.Connection):
         """Drop what is remembered: for a change neither counter sees (SQLite's backup
         writing into this connection, as a snapshot is restored)."""
         self._memo.clear()
-        self._memo_version = None
+        self._memo_version = self._seen_in = None
 
 
 def open_db(path, timeout=30):
