@@ -208,6 +208,14 @@ class Phases:
 # --- one route ---
 
 
+def mean_us(call, wsgi, n):
+    """n requests back to back: the mean, in us per request (whatever is installed)."""
+    started = time.perf_counter()
+    for _ in range(n):
+        call(wsgi)
+    return (time.perf_counter() - started) / n * 1e6
+
+
 def profile_route(label, call, args, floor_us):
     flask_app = micro.app.app
     wsgi = flask_app
@@ -224,10 +232,7 @@ def profile_route(label, call, args, floor_us):
     phases = Phases(flask_app)
     phases.install()
     try:
-        started = time.perf_counter()
-        for _ in range(n):
-            call(wsgi)
-        total = (time.perf_counter() - started) / n * 1e6
+        total = mean_us(call, wsgi, n)
     finally:
         phases.remove()
     print()
@@ -252,10 +257,7 @@ def profile_route(label, call, args, floor_us):
     _trace["statements"].clear()
     _trace["on"] = True
     try:
-        started = time.perf_counter()
-        for _ in range(n):
-            call(wsgi)
-        traced = (time.perf_counter() - started) / n * 1e6
+        traced = mean_us(call, wsgi, n)
     finally:
         _trace["on"] = False
     shapes = Counter(statement_shape(s) for s in _trace["statements"])
