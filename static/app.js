@@ -1618,8 +1618,10 @@
       });
       var state = $("traffic-state");
       state.className = "traffic-state" + (st.on ? " on" : "");
+      // The rates are in the fields below; the line says what traffic has done.
       state.textContent = st.on
-        ? "On: " + rates.map(function (k) { return fmtInt(st[k]) + " " + k.replace(/_per_/, "/").replace(/_/g, " "); }).join(", ") + "."
+        ? "On: " + fmtInt(st.online) + " of " + fmtInt(st.devices) + " devices online, " +
+          fmtInt(st.counts.publishes) + " publishes in " + fmtInt(st.elapsed_s) + " simulated s."
         : "Off: the cluster only moves when someone acts.";
       $("traffic-on").textContent = st.on ? "Set rates" : "Turn on";
       $("traffic-off").disabled = !st.on;
