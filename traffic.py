@@ -140,8 +140,9 @@ SKIPPED = ("standin.docs", "standin.docs_asset", "standin.openapi_document", "st
 def advance_to_now():
     """Bring this database's traffic up to the wall clock before the request is served
     (the API and the controls only; at most CATCHUP_S of work, the rest on later ones)."""
-    if (request.endpoint is None or request.endpoint in SKIPPED
-            or not request.path.startswith(("/api/v3", "/_standin"))):
+    req = request._get_current_object()
+    if (req.endpoint is None or req.endpoint in SKIPPED
+            or not req.path.startswith(("/api/v3", "/_standin"))):
         return
     db = emqx.get_db()
     state = cached_state(db)

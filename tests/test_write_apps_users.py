@@ -118,6 +118,20 @@ def test_disabled_or_expired_app_stops_authenticating_at_once(c):
     assert status_with(c, ("admin", "public")) == 200  # admin/public is also a user
 
 
+def test_app_stops_authenticating_when_its_expiry_passes_with_nothing_written(c, monkeypatch):
+    """A worker remembers the logins it let in until the database changes; an application's
+    expiry is a time, not a change: the clock alone ends it."""
+    now = time.time()
+    secret = call(c, "POST", "/apps/", {"app_id": "za-t", "status": True,
+                                        "expired": int(now) + 60})["data"]["secret"]
+    creds = ("za-t", secret)
+    assert status_with(c, creds) == 200
+    assert status_with(c, creds) == 200  # (from the worker's memory of the first)
+    monkeypatch.setattr(time, "time", lambda: now + 120)
+    assert status_with(c, creds) == 401
+    assert status_with(c, ("admin", "public")) == 200
+
+
 def test_update_unknown_app_is_ont_found(c):
     before = apps(c)
     assert call(c, "PUT", "/apps/za-none", {"name": "x", "status": True}) == {
