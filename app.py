@@ -558,7 +558,7 @@ def node_stats(node):
     routes and shared subscriptions: they left the cluster with it)."""
     row = get_db().execute("SELECT * FROM node_stats, cluster_stats WHERE node = ?",
                            (node,)).fetchone()
-    row = dict(zip(row.keys(), row))  # a name in both tables: the cluster's (the later)
+    row = dict(zip(row.keys(), row, strict=True))  # in both tables: the cluster's (later)
     if not all_nodes_running():
         row["routes_count"] = running_routes()
         row["subscriptions_shared_count"] = stat_total("subscriptions_shared_count")

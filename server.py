@@ -104,7 +104,8 @@ class Worker(gthread.ThreadWorker):
 
 
 # key=value pairs of unreserved characters only: what masked_query would write back as it is
-_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*(?:&[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*)*")
+_PAIR = r"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*"
+_PLAIN_QUERY = re.compile(f"{_PAIR}(?:&{_PAIR})*")
 
 
 def masked_query(query):
