@@ -138,7 +138,9 @@ def database_path():
     """The SQLite file of this request: the default one, unless the request names its own
     (a world of standin.py, served under /worlds/<name>/)."""
     if has_request_context():
-        return request.environ.get("standin.database") or current_app.config["DATABASE"]
+        world = request._get_current_object().environ.get("standin.database")
+        if world:
+            return world
     return current_app.config["DATABASE"]
 
 

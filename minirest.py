@@ -87,9 +87,10 @@ def dumps(value):
 def _answer(body, status, code):
     """Every JSON answer leaves through here; the request remembers its `code` and the
     answer (compact JSON by construction, which the journal lays out without parsing)."""
-    g.answer_code = code
-    g.answer = current_app.response_class(body, status=status, mimetype="application/json")
-    return g.answer
+    here = g._get_current_object()
+    here.answer_code = code
+    here.answer = current_app.response_class(body, status=status, mimetype="application/json")
+    return here.answer
 
 
 def _envelope(data_parts, meta):
@@ -427,13 +428,14 @@ def require_credentials():
     A hook rather than a decorator on each view because credentials come before routing:
     minirest answers an unknown /api/v3 path without credentials with 401, not 404.
     """
-    path = request.path
-    key = (request.method, path.rstrip("/"))
+    req = request._get_current_object()  # (read once, not through the proxy each time)
+    path = req.path
+    key = (req.method, path.rstrip("/"))
     # (3.0.1's management listener has no open route: its login is the dashboard's.)
     if not path.startswith(PROTECTED_PREFIXES) or (key in OPEN_PATHS and not (
             key[1] == "/api/v3/auth" and listener() == "management")):
         return None
-    header = request.headers.get("Authorization", "")
+    header = req.environ.get("HTTP_AUTHORIZATION", "")
     scheme = header.split(" ", 1)[0]
     # Flask-HTTPAuth's get_auth decodes "user:pass" after any scheme (a Bearer token that
     # happens to be base64 of one would log in): only Basic is taken.
@@ -445,7 +447,7 @@ def require_credentials():
     # application's expiry time has passed since.
     # (Flask-HTTPAuth lets OPTIONS through unchecked and names no caller: so does this.)
     known = _logins(get_db()).get((header, kind_of(path)))
-    if known is not None and known[1] >= time.time() and request.method != "OPTIONS":
+    if known is not None and known[1] >= time.time() and req.method != "OPTIONS":
         g.flask_httpauth_user = known[0]  # what auth.current_user() reads
         return None
     return _require_auth()
