@@ -414,26 +414,45 @@ def paginated(view):
 DEEP_OFFSET = 4096
 
 
-def fetch_page(table, columns, where, args, count):
-    """One page of `table` rows matching `where`, in id order, plus the broker's meta.
-
-    A deep page of a table in PAGED_TABLES starts from the block that holds its first row,
-    so the last page of a million rows costs what the first one does.
-    """
+def _page_query(table, columns, where, args, count):
+    """SQL and arguments for one page of `table` rows matching `where`, in id order (None
+    past the end). A deep page of a table in PAGED_TABLES starts from the block that holds
+    its first row, so the last page of a million rows costs what the first one does."""
     offset = (max(g.page, 1) - 1) * g.limit
-    db = get_db()
     start = 0
     if offset >= count:  # past the end (count is exact): nothing to read
-        start = None
-    elif table in PAGED_TABLES and offset >= DEEP_OFFSET:
-        start, offset = seek(db, table, where, args, offset)
-    if start is None:
-        rows = []
-    else:
-        rows = db.execute(f"SELECT {columns} FROM {table} WHERE {where} AND id >= ?"
-                          " ORDER BY id LIMIT ? OFFSET ?",
-                          (*args, start, g.limit, offset)).fetchall()
-    return rows, {"page": g.page, "limit": g.limit, "count": count}
+        return None
+    if table in PAGED_TABLES and offset >= DEEP_OFFSET:
+        start, offset = seek(get_db(), table, where, args, offset)
+        if start is None:
+            return None
+    return (f"SELECT {columns} FROM {table} WHERE {where} AND id >= ? ORDER BY id LIMIT ?"
+            " OFFSET ?", (*args, start, g.limit, offset))
+
+
+def _meta(count):
+    return {"page": g.page, "limit": g.limit, "count": count}
+
+
+def fetch_page(table, columns, where, args, count):
+    """One page of rows, plus the broker's meta."""
+    query = _page_query(table, columns, where, args, count)
+    return [] if query is None else get_db().execute(*query).fetchall(), _meta(count)
+
+
+def fetch_page_json(table, entity_sql, where, args, count):
+    """One page of entities built as JSON by `entity_sql`, as ok_items takes them, plus the
+    broker's meta."""
+    query = _page_query(table, f"{entity_sql} AS doc", where, args, count)
+    return [] if query is None else joined_json(*query), _meta(count)
+
+
+def joined_json(sql, args):
+    """The JSON objects a query selects (as `doc`), as ok_items takes them: joined with
+    commas by SQLite into one text, in the query's order (its ORDER BY ... LIMIT subquery
+    feeds the aggregate row by row). A page never becomes a Python object per row."""
+    text = get_db().execute(f"SELECT group_concat(doc, ',') FROM ({sql})", args).fetchone()[0]
+    return [] if text is None else [text]
 
 
 # ---------------------------------------------------------------------------
@@ -771,17 +790,16 @@ def _list_rows(table, entity_sql, count_column, node):
     if node is not None:
         node_row(node)
     where, args = node_filter(node)
-    rows, meta = fetch_page(table, entity_sql, where, args, stat_total(count_column, node))
-    return ok_items([r[0] for r in rows], meta)
+    return ok_items(*fetch_page_json(table, entity_sql, where, args,
+                                     stat_total(count_column, node)))
 
 
 def _lookup_rows(table, entity_sql, clientid, node):
     if node is not None:
         node_row(node)
     where, args = node_filter(node)
-    rows = get_db().execute(f"SELECT {entity_sql} FROM {table} WHERE client_id = ? AND {where}"
-                            " ORDER BY id", (clientid, *args)).fetchall()
-    return ok_items([r[0] for r in rows])
+    return ok_items(joined_json(f"SELECT {entity_sql} AS doc FROM {table} WHERE client_id = ?"
+                                f" AND {where} ORDER BY id", (clientid, *args)))
 
 
 @api("list_connections")
@@ -838,17 +856,15 @@ def list_routes():
         count = get_db().execute("SELECT routes_count FROM cluster_stats").fetchone()[0]
     else:  # a stopped node's routes leave the cluster table
         count = running_routes()
-    rows, meta = fetch_page("routes", ROUTE_SQL, where, args, count)
-    return ok_items([r[0] for r in rows], meta)
+    return ok_items(*fetch_page_json("routes", ROUTE_SQL, where, args, count))
 
 
 @api("lookup_routes")
 def lookup_routes(topic):
     """Lookup routes to a topic."""
     where, args = node_filter()
-    rows = get_db().execute(f"SELECT {ROUTE_SQL} FROM routes WHERE topic = ? AND {where}"
-                            " ORDER BY id", (topic, *args)).fetchall()
-    return ok_items([r[0] for r in rows])
+    return ok_items(joined_json(f"SELECT {ROUTE_SQL} AS doc FROM routes WHERE topic = ?"
+                                f" AND {where} ORDER BY id", (topic, *args)))
 
 
 # ---------------------------------------------------------------------------
