@@ -8,6 +8,7 @@ in the API's envelope and takes the API's credentials.
 """
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import ipaddress
@@ -947,10 +948,15 @@ def _prepare_journal(db):
     db.execute(JOURNAL_DDL)
 
 
+@functools.lru_cache(maxsize=256)
+def _journal_beside(database):
+    return os.path.splitext(database)[0] + "-journal.db"
+
+
 def journal_path():
     """`standin.db` -> `standin-journal.db`, beside the database: recording a read never
     writes to, nor waits on, the cluster's database."""
-    return os.path.splitext(database_path())[0] + "-journal.db"
+    return _journal_beside(database_path())
 
 
 def get_journal():
@@ -1112,15 +1118,14 @@ def _journal_body(req):
 
 
 def _journal_response(response, answer):
+    if answer is response:  # the writer's own answer, as it made it: compact JSON
+        data = response.get_data()
+        laid_out = _laid_out(data)
+        return laid_out if laid_out is not None else _bounded_json(data)
     if response.direct_passthrough or response.mimetype != "application/json":
         return None if response.direct_passthrough else (
             response.get_data(as_text=True)[:JOURNAL_TEXT] or None)
-    data = response.get_data()
-    if answer is response:  # the writer's own answer, as it made it
-        laid_out = _laid_out(data)
-        if laid_out is not None:
-            return laid_out
-    return _bounded_json(data)
+    return _bounded_json(response.get_data())
 
 
 def record_request(req, response):
