@@ -354,7 +354,7 @@ def _logged_in(db, kind, caller, until):
     logins = _logins(db)
     if len(logins) >= LOGINS_KEPT:
         logins.clear()
-    logins[request.headers.get("Authorization", ""), kind] = caller, until
+    logins[request.environ.get("HTTP_AUTHORIZATION", ""), kind] = caller, until
     return caller
 
 

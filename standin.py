@@ -1100,10 +1100,11 @@ def _laid_out(data):
     if "\\" in text or any(word in lowered for word in SECRET_WORDS):
         return None
     pieces = text.split('"')
-    outside = "\0".join(pieces[0::2])  # (no NUL outside strings: the pattern has none)
-    if not _COMPACT_OUTSIDE.fullmatch(outside.replace("\0", "")):
+    outside = pieces[0::2]
+    if not _COMPACT_OUTSIDE.fullmatch("".join(outside)):
         return None
-    pieces[0::2] = outside.replace(",", ", ").replace(":", ": ").split("\0")
+    # Spaced in one pass: NUL (which the pattern leaves out) marks where strings were.
+    pieces[0::2] = "\0".join(outside).replace(",", ", ").replace(":", ": ").split("\0")
     body = '"'.join(pieces)
     return body if len(body) <= JOURNAL_TEXT else body[:JOURNAL_TEXT] + "…"
 
