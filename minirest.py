@@ -379,13 +379,17 @@ OPEN_PATHS = {("POST", "/api/v3/auth"), ("GET", "/_standin/ready")}
 PROTECTED_PREFIXES = ("/api/v3", "/_standin")
 
 
+def may_have_body(environ):
+    """Whether a request declares a body (a length, or a chunked one); a GET usually not."""
+    return bool(environ.get("CONTENT_LENGTH")) or "HTTP_TRANSFER_ENCODING" in environ
+
+
 @bp.before_app_request
 def limit_body_size():
     """413 for a body over the limit, also on routes that would never read it (a chunked
     body, whose length nobody declared, is read here, as far as the limit)."""
-    environ = request.environ
-    if not environ.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" not in environ:
-        return  # no body (a GET)
+    if not may_have_body(request.environ):
+        return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if (request.content_length or 0) > limit:
         raise RequestEntityTooLarge()

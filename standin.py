@@ -67,6 +67,7 @@ from minirest import BAD_PARAM
 from minirest import BAD_TOPIC
 from minirest import CLIENT_NOT_FOUND
 from minirest import error_response
+from minirest import may_have_body
 from minirest import not_found
 from minirest import ok
 from minirest import raw_ok
@@ -1110,7 +1111,7 @@ def _laid_out(data):
 
 
 def _journal_body(req):
-    length = req.content_length
+    length = req.content_length if may_have_body(req.environ) else None
     if length is None and "chunked" not in req.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return None  # no body (a GET): nothing to read
     if (length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
