@@ -527,10 +527,15 @@ SUBSCRIPTION_SQL = _sql_object(("client_id", "client_id"), ("node", "node"), ("q
 ROUTE_SQL = _sql_object(("node", "node"), ("topic", "topic"))
 
 
+def node_rows():
+    """The nodes' rows by name, in cluster order, read again when the data changed."""
+    return get_db().remember("node rows", lambda db: {
+        row["name"]: row for row in db.execute("SELECT * FROM nodes ORDER BY position")})
+
+
 def node_row(name, running=True):
     """The node named in a path: JSON 404 if unknown, `nodedown` if stopped (when asked)."""
-    row = get_db().remember("node rows", lambda db: {
-        row["name"]: row for row in db.execute("SELECT * FROM nodes")}).get(name)
+    row = node_rows().get(name)
     if row is None:
         raise not_found()
     if running and row["node_status"] != "Running":
@@ -742,7 +747,7 @@ def get_broker(node):
 @api("list_nodes")
 def list_nodes():
     """A list of nodes in the cluster."""
-    rows = get_db().execute("SELECT * FROM nodes ORDER BY position").fetchall()
+    rows = node_rows().values()
     # A stopped member shows only its name and status (what 3.0.1 tries to render; it
     # crashes rendering it).
     if app.config["STRICT"] and not all_nodes_running():
