@@ -551,9 +551,9 @@ def _nodes():
     read again when the data changed."""
 
     def load(db):
-        states = db.execute("SELECT name, node_status FROM nodes ORDER BY position").fetchall()
-        running = tuple(name for name, status in states if status == "Running")
-        return running, len(running) == len(states)
+        rows = node_rows().values()
+        running = tuple(row["name"] for row in rows if row["node_status"] == "Running")
+        return running, len(running) == len(rows)
 
     return get_db().remember("nodes", load)
 
