@@ -250,6 +250,7 @@ SCHEMA_VERSION = 3  # 3: the MQTT listener's tables (mqtt_sockets, mqtt_sessions
 # The lists whose rows are counted per block of 1024 ids in page_blocks (by the triggers of
 # schema.sql and by recount): their deep pages seek instead of walking every row.
 PAGED_TABLES = ("connections", "sessions", "subscriptions", "routes")
+NODE_ID_INDEXED = ("connections", "sessions", "subscriptions")  # schema.sql: <table>_node
 
 
 def build_world(db, seed, nodes, clients, credentials, progress=None):
@@ -291,8 +292,20 @@ def recount(db):
                " GROUP BY route_topic, node, coalesce(share, '')")
     db.execute("DELETE FROM page_blocks")
     for table in PAGED_TABLES:
-        db.execute(f"INSERT INTO page_blocks (tbl, node, block, n) SELECT '{table}', node,"
-                   f" id >> 10, count(*) FROM {table} GROUP BY node, id >> 10")
+        if table in NODE_ID_INDEXED:
+            # Every block from a node's first row to its last, counted by a range of the
+            # (node, id) index: no sort of every row (half the time or less at a million).
+            db.execute(
+                f"INSERT INTO page_blocks (tbl, node, block, n) WITH RECURSIVE"
+                f" span(node, block, last) AS (SELECT node, min(id) >> 10, max(id) >> 10"
+                f" FROM {table} GROUP BY node UNION ALL SELECT node, block + 1, last FROM span"
+                f" WHERE block < last), counted AS MATERIALIZED (SELECT node, block,"
+                f" (SELECT count(*) FROM {table} WHERE node = span.node AND id BETWEEN"
+                f" block << 10 AND block << 10 | 1023) AS n FROM span)"
+                f" SELECT '{table}', node, block, n FROM counted WHERE n > 0")
+        else:
+            db.execute(f"INSERT INTO page_blocks (tbl, node, block, n) SELECT '{table}',"
+                       f" node, id >> 10, count(*) FROM {table} GROUP BY node, id >> 10")
     db.execute("UPDATE listeners SET current_conns ="
                " (protocol = 'http:dashboard') + coalesce((SELECT n FROM (SELECT listener_id,"
                " count(*) AS n FROM connections GROUP BY listener_id) WHERE listener_id ="
