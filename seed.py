@@ -10,6 +10,7 @@ import json
 import os
 import random
 import time
+from collections import Counter
 
 from app import METRIC_KEYS
 from app import RECEIVED_PACKETS
@@ -101,7 +102,8 @@ ID_MULTIPLIER = 0x9E3779B97F  # odd, so k -> k * M mod 2**40 is a bijection: ids
 
 
 def device_chunk(task):
-    """Rows of devices start..stop-1 of one node: (sessions, connections, subscriptions).
+    """Rows of devices start..stop-1 of one node: (sessions, connections, subscriptions,
+    tally), tally being what the rows add to the counters recount sets (see `tally`).
 
     Self-contained (its own Random from the seed, node and start), so chunks can be made
     in another process while SQLite stores the previous ones; same settings, same rows.
@@ -149,7 +151,17 @@ def device_chunk(task):
             else:
                 topic = template.format(cid=cid, kind=kind, region=region)
                 subscriptions.append((cid, node, topic, qos, topic, None))
-    return sessions, connections, subscriptions
+    return sessions, connections, subscriptions, tally(connections, subscriptions)
+
+
+def tally(connections, subscriptions):
+    """What rows of CONNECTION_INSERT and SUBSCRIPTION_INSERT add to the counters
+    database.recount would count from them: {"routes": Counter of (topic, node, group or
+    ''), "listeners": Counter of listener id}. Counted here, where the rows are made (in
+    the second process for a big seed), instead of again from the stored rows."""
+    return {"routes": Counter((route, node, share or "")
+                              for _cid, node, _topic, _qos, route, share in subscriptions),
+            "listeners": Counter(row[2] for row in connections)}
 
 
 def connection_stats(r, r2, cid, n_subs, delivered, pings):
@@ -181,6 +193,7 @@ def seed_cluster(db, seed, nodes, clients, app_id, app_secret, progress=None):
 
     The application `app_id`/`app_secret` and the dashboard user admin/public are created
     with it. `progress(n)` is told of every n devices stored (the CLI draws a bar with it).
+    Returns the tally of the connections and subscriptions stored (see `tally`).
     """
     rng = random.Random(seed)
     now = int(time.time())
@@ -193,7 +206,7 @@ def seed_cluster(db, seed, nodes, clients, app_id, app_secret, progress=None):
                (json.dumps({"seed": seed, "nodes": nodes, "clients": clients}),))
     mask = rng.getrandbits(40)
     configs = plugin_configs()
-    tasks, totals = [], {}
+    tasks, totals, counted = [], {}, {"routes": Counter(), "listeners": Counter()}
     for index in range(1, nodes + 1):
         node = node_name(index)
         started = now - rng.randint(3600, 86400 * 4)
@@ -229,24 +242,29 @@ def seed_cluster(db, seed, nodes, clients, app_id, app_secret, progress=None):
         samples = DOC_CLIENTS[:clients] if index == 1 else ()
         db.executemany(SESSION_INSERT, [(cid, node, user, 1, now - 3600, 0, 376, 203, 0, 0, 1, 0)
                                         for cid, user, _port in samples])
-        db.executemany(CONNECTION_INSERT, [
+        connections = [
             (cid, node, listeners[TCP_LISTENER], user, "127.0.0.1", port, "MQTT", 4, 60, 1,
-             now - 3600, *connection_stats(0, 0, cid, 1, 0, 60)) for cid, user, port in samples])
-        db.executemany(SUBSCRIPTION_INSERT, [(cid, node, "/test", 0, "/test", None)
-                                             for cid, _user, _port in samples])
+             now - 3600, *connection_stats(0, 0, cid, 1, 0, 60)) for cid, user, port in samples]
+        subscriptions = [(cid, node, "/test", 0, "/test", None) for cid, _user, _port in samples]
+        db.executemany(CONNECTION_INSERT, connections)
+        db.executemany(SUBSCRIPTION_INSERT, subscriptions)
+        for key, counts in tally(connections, subscriptions).items():
+            counted[key].update(counts)
         online = clients - len(samples)
         total = online + clients // 10  # and a tenth more persistent sessions, offline
         totals[node] = [len(samples)] * 3
         tasks += [(seed, index, start, min(start + CHUNK, total), online, now, started,
                    tuple(listeners), mask) for start in range(0, total, CHUNK)]
-    for task, (sessions, connections, subscriptions) in zip(tasks, device_chunks(tasks),
-                                                             strict=True):
+    for task, (sessions, connections, subscriptions, chunk_tally) in zip(
+            tasks, device_chunks(tasks), strict=True):
         db.executemany(SESSION_INSERT, sessions)
         db.executemany(CONNECTION_INSERT, connections)
         db.executemany(SUBSCRIPTION_INSERT, subscriptions)
-        counted = totals[node_name(task[1])]
+        for key, counts in chunk_tally.items():
+            counted[key].update(counts)
+        node_totals = totals[node_name(task[1])]
         for i, rows in enumerate((sessions, connections, subscriptions)):
-            counted[i] += len(rows)
+            node_totals[i] += len(rows)
         if progress:
             progress(len(sessions))
     for node, (sessions, connections, subscriptions) in totals.items():
@@ -273,6 +291,7 @@ def seed_cluster(db, seed, nodes, clients, app_id, app_secret, progress=None):
     if app_id and app_secret:  # only when asked for: EMQ X 3.0 creates no application
         insert_app(db, app_id, app_secret, "Default", "Application user", True, None)
     insert_user(db, "admin", hash_password("public"), "administrator")
+    return counted
 
 
 def _seed_metrics(db, rng, node, sessions, connections, subs):

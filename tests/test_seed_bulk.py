@@ -86,3 +86,21 @@ def test_counters_equal_a_fresh_count_after_writes(make_app, tmp_path):
     live.close()
     database.recount(copy)
     assert _counters(copy) == kept
+
+
+def test_the_counts_a_seed_tallies_equal_a_fresh_count(make_app, monkeypatch, tmp_path):
+    """A new world's routes and listener counts come from seed.tally, counted as the rows
+    were made (here in a second process); recount from the rows finds the same counters
+    and gives every route the same id."""
+    monkeypatch.setattr(seed, "PARALLEL_SEED", 0)
+    client = make_app(nodes=3, clients=700, seed=11)
+    get_json(client, API + "/routes/")  # seeds it
+    live = sqlite3.connect(client.settings["DATABASE"])
+    routes = "SELECT id, topic, node, grp, refs FROM routes ORDER BY id"
+    seeded = _counters(live), live.execute(routes).fetchall()
+    assert len(seeded[1]) > 700
+    copy = sqlite3.connect(tmp_path / "recount.db")
+    live.backup(copy)
+    live.close()
+    database.recount(copy)
+    assert (_counters(copy), copy.execute(routes).fetchall()) == seeded
