@@ -57,6 +57,7 @@ from database import build_world
 from database import database_path
 from database import drop_thread_connection
 from database import ensure_database
+from database import execute_waiting
 from database import get_db
 from database import SCHEMA_VERSION
 from database import thread_connection
@@ -947,6 +948,7 @@ def _prepare_journal(db):
         db.execute("DROP TABLE IF EXISTS journal")  # an older layout: the journal starts over
         db.execute(f"PRAGMA user_version = {JOURNAL_VERSION}")
     db.execute(JOURNAL_DDL)
+    db.execute("PRAGMA busy_timeout = 0")  # from here on, locks are waited for by journal_sql
 
 
 @functools.lru_cache(maxsize=256)
@@ -977,10 +979,16 @@ def get_journal():
         return thread_connection("journal", path, _prepare_journal, timeout=0.1)
 
 
+def journal_sql(sql, args=()):
+    """A statement on the journal; another worker's lock is waited for at most 100 ms, in
+    steps of microseconds (database.execute_waiting)."""
+    return execute_waiting(get_journal(), sql, args)
+
+
 def clear_journal_table():
     """Empty the journal; it never fails the caller (a reset, say)."""
     try:
-        get_journal().execute("DELETE FROM journal")
+        journal_sql("DELETE FROM journal")
     except sqlite3.Error:
         current_app.logger.exception("journal could not be cleared")
 
@@ -1139,8 +1147,7 @@ def record_request(req, response):
     user = here.get("flask_httpauth_user") or {}  # (auth.current_user(), read directly)
     started = here.get("started", time.perf_counter())
     query = masked_query(req.environ.get("QUERY_STRING", ""))  # (request.query_string's text)
-    db = get_journal()
-    cur = db.execute(
+    cur = journal_sql(
         "INSERT INTO journal (time, method, path, query, route, status, code,"
         " duration_ms, caller, body, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (time.time(), req.method, req.path, query, req.endpoint,
@@ -1149,7 +1156,7 @@ def record_request(req, response):
          user.get("app_id") or user.get("username"), _journal_body(req),
          _journal_response(response, here.get("answer"))))
     if cur.lastrowid % JOURNAL_TRIM == 0:
-        db.execute("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
+        journal_sql("DELETE FROM journal WHERE id <= ?", (cur.lastrowid - size,))
 
 
 # Entries written between two trims of the oldest ones: deleting one old entry per request
@@ -1204,8 +1211,8 @@ def journal():
     prefix with *), status, code, caller, since (an id); ?limit (default 100)."""
     limit = int_param("limit", 100, 1)
     where, args = journal_filter()
-    rows = get_journal().execute(f"SELECT * FROM journal WHERE {where} ORDER BY id DESC"
-                                 " LIMIT ?", (*args, limit)).fetchall()
+    rows = journal_sql(f"SELECT * FROM journal WHERE {where} ORDER BY id DESC LIMIT ?",
+                       (*args, limit)).fetchall()
     return ok([journal_entry(r) for r in rows])
 
 
@@ -1213,8 +1220,7 @@ def journal():
 def journal_count():
     """How many journaled requests match the filters of GET /_standin/journal."""
     where, args = journal_filter()
-    count = get_journal().execute(f"SELECT count(*) FROM journal WHERE {where}",
-                                  args).fetchone()[0]
+    count = journal_sql(f"SELECT count(*) FROM journal WHERE {where}", args).fetchone()[0]
     return ok({"count": count})
 
 
@@ -1223,8 +1229,8 @@ def journal_unmatched():
     """The journaled requests that matched no route, newest first (?limit, default 100)."""
     limit = int_param("limit", 100, 1)
     window, size = journal_window()
-    rows = get_journal().execute(f"SELECT * FROM journal WHERE route IS NULL AND {window}"
-                                 " ORDER BY id DESC LIMIT ?", (size, limit)).fetchall()
+    rows = journal_sql(f"SELECT * FROM journal WHERE route IS NULL AND {window}"
+                       " ORDER BY id DESC LIMIT ?", (size, limit)).fetchall()
     return ok([journal_entry(r) for r in rows])
 
 

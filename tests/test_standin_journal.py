@@ -310,3 +310,40 @@ def test_overview_page_polling_is_not_journaled(client):
     client.get("/api/v3/nodes/", auth=AUTH)
     entries = get_json(client, "/_standin/journal")["data"]
     assert [e["path"] for e in entries] == ["/api/v3/nodes"]
+
+
+def test_an_entry_waits_microseconds_for_another_workers_lock_and_is_skipped_past_100_ms(
+        client):
+    """Another worker's write lock on the journal: an entry waits for it in short steps (it
+    lands a few milliseconds after the lock goes, not a SQLite sleep later) and, held past
+    100 ms, the entry is skipped while the answer still goes out."""
+    import threading
+    import time
+
+    clear(client)
+    path = os.path.splitext(client.application.config["DATABASE"])[0] + "-journal.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    released = []
+
+    def hold(seconds):
+        other.execute("BEGIN IMMEDIATE")
+
+        def release():
+            other.execute("COMMIT")
+            released.append(time.perf_counter())
+
+        threading.Timer(seconds, release).start()
+
+    hold(0.035)
+    assert client.get(f"{API}/brokers/", auth=AUTH).status_code == 200
+    late = time.perf_counter() - released[0]
+    # SQLite's own handler sleeps 1, 2, 5, 10, 15, 20 ms: it would look again at 53 ms.
+    assert late < 0.012, late
+    assert [e["route"] for e in journal(client)] == ["list_brokers"]
+
+    hold(0.3)
+    assert client.get(f"{API}/nodes/", auth=AUTH).status_code == 200
+    time.sleep(0.35)
+    assert [e["route"] for e in journal(client)] == ["list_brokers"]
+    other.close()
