@@ -75,7 +75,7 @@ LOCK_WAIT_FIRST, LOCK_WAIT_MOST = 0.00002, 0.002  # seconds: 20 us at first, dou
 
 
 def execute_waiting(db, sql, args=(), patience=0.1):
-    """db.execute on a connection opened with timeout=0, waiting here for another
+    """db.execute on a connection whose busy timeout is 0, waiting here for another
     connection's lock: from 20 us, doubling to 2 ms, `patience` seconds in all (then
     "database is locked", as SQLite's own wait ends). SQLite's own busy handler sleeps whole
     milliseconds from the first wait: four busy workers made one journal entry in twenty wait

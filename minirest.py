@@ -340,6 +340,16 @@ def verify_password(username, password):
     return None
 
 
+# Where Flask-HTTPAuth keeps the caller it let in (auth.current_user() reads it): set here
+# for a remembered login, read by the journal without the proxy.
+CALLER = "flask_httpauth_user"
+
+
+def caller_of(here):
+    """The caller a request's globals hold ({"app_id": ...} or {"username": ...}), or {}."""
+    return getattr(here, CALLER, None) or {}
+
+
 LOGINS_KEPT = 1024  # Authorization headers remembered per worker between two changes
 
 
@@ -452,7 +462,7 @@ def require_credentials():
     # (Flask-HTTPAuth lets OPTIONS through unchecked and names no caller: so does this.)
     known = _logins(get_db()).get((header, kind_of(path)))
     if known is not None and known[1] >= time.time() and req.method != "OPTIONS":
-        g.flask_httpauth_user = known[0]  # what auth.current_user() reads
+        setattr(g, CALLER, known[0])
         return None
     return _require_auth()
 

@@ -66,6 +66,7 @@ from minirest import ApiError
 from minirest import auth
 from minirest import BAD_PARAM
 from minirest import BAD_TOPIC
+from minirest import caller_of
 from minirest import CLIENT_NOT_FOUND
 from minirest import error_response
 from minirest import may_have_body
@@ -1144,7 +1145,7 @@ def record_request(req, response):
     if size <= 0:
         return
     here = g._get_current_object()
-    user = here.get("flask_httpauth_user") or {}  # (auth.current_user(), read directly)
+    user = caller_of(here)
     started = here.get("started", time.perf_counter())
     query = masked_query(req.environ.get("QUERY_STRING", ""))  # (request.query_string's text)
     cur = journal_sql(
